@@ -1,0 +1,460 @@
+/**
+ * Subscription trie over topic levels: plain subscriptions with `+`/`#`, and shared subscriptions
+ * (`$share/{ShareName}/{filter}`) kept as groups on the same nodes. Pure data structure: no I/O, no timers.
+ */
+import type { QoS } from '../../protocol/constants.js';
+import type { RetainHandling } from '../../protocol/packets.js';
+import { parseSharedSubscription } from '../../protocol/topic.js';
+
+const DOLLAR = 0x24;
+
+/**
+ * One subscription as granted by the broker. `owner` is opaque to the tree: the broker stores whatever lets it reach
+ * the session (typically the session object itself), so routing needs no extra map lookup.
+ */
+export interface SubscriptionEntry<O = unknown> {
+  /** Granted (not requested) maximum QoS. */
+  readonly qos: QoS;
+  /** v5 No Local; always false from v3 clients. Never true on a shared subscription [MQTT-3.8.3-4]. */
+  readonly noLocal: boolean;
+  readonly retainAsPublished: boolean;
+  readonly retainHandling: RetainHandling;
+  /** v5 Subscription Identifier (1..268,435,455), when the SUBSCRIBE carried one. */
+  readonly subscriptionIdentifier?: number;
+  readonly owner: O;
+}
+
+/** A stored subscription, as returned by {@link SubscriptionTree.get} and {@link SubscriptionTree.pickMember}. */
+export interface SubscriptionInfo<O = unknown> {
+  readonly clientId: string;
+  /** The filter exactly as subscribed, including any `$share/{ShareName}/` prefix. */
+  readonly filter: string;
+  /** The filter used for matching (without the `$share/{ShareName}/` prefix). */
+  readonly topicFilter: string;
+  /**
+   * ShareName when this is a shared subscription, else undefined. Shared subscriptions get no retained messages
+   * when they are made (MQTT 5.0 section 4.8.2): the broker checks this before consulting the retained store.
+   */
+  readonly shareName: string | undefined;
+  readonly entry: SubscriptionEntry<O>;
+}
+
+/**
+ * One client's combined view of all its non-shared subscriptions matching a topic (one result per client,
+ * MQTT 5.0 section 3.3.4: "single copy" delivery).
+ */
+export interface MatchedClient<O = unknown> {
+  readonly clientId: string;
+  /** Owner of the client's most recently added (or replaced) subscription. */
+  readonly owner: O;
+  /** Maximum granted QoS over the matching subscriptions [MQTT-3.3.4-2] (3.1.1: [MQTT-3.3.5-1]). */
+  readonly qos: QoS;
+  /**
+   * True when ANY matching subscription has Retain As Published. A single copy cannot both keep and clear RETAIN;
+   * keeping it loses nothing for the subscription that asked for it, and RETAIN on a forwarded message is only
+   * informational to the other one.
+   */
+  readonly retainAsPublished: boolean;
+  /** Subscription Identifiers of every matching subscription that has one, order not significant [MQTT-3.3.4-4]. */
+  readonly subscriptionIdentifiers: readonly number[];
+}
+
+/** A shared subscription: all sessions subscribed to `$share/{shareName}/{topicFilter}`. */
+export interface ShareGroup<O = unknown> {
+  readonly shareName: string;
+  readonly topicFilter: string;
+  /** Members in subscription order (round-robin order). */
+  readonly members: readonly SubscriptionInfo<O>[];
+}
+
+/**
+ * Result of {@link SubscriptionTree.match}. REUSE CONTRACT: the object, its arrays and the {@link MatchedClient}
+ * objects are owned by the tree and overwritten by the next `match` call and invalidated by add/remove; copy what
+ * must outlive that. This keeps a publish allocation-free in the tree.
+ */
+export interface MatchResult<O = unknown> {
+  /** One entry per client with at least one matching non-shared subscription. */
+  readonly clients: readonly MatchedClient<O>[];
+  /**
+   * Every shared subscription whose filter matches; the broker delivers to exactly one member of each, chosen by
+   * {@link SubscriptionTree.pickMember} (MQTT 5.0 section 4.8.2). A client in a group and also subscribed
+   * directly gets both copies: they are distinct subscriptions.
+   */
+  readonly shared: readonly ShareGroup<O>[];
+}
+
+export interface SubscriptionTreeOptions<O> {
+  /**
+   * Tells {@link SubscriptionTree.pickMember} whether a group member can take a message now (e.g. its session
+   * is connected). Default: every member is available.
+   */
+  isAvailable?: (member: SubscriptionInfo<O>) => boolean;
+}
+
+class Node<O> {
+  children: Map<string, Node<O>> | undefined = undefined;
+  plus: Node<O> | undefined = undefined;
+  hash: Node<O> | undefined = undefined;
+  readonly subs: Sub<O>[] = [];
+  groups: Group<O>[] | undefined = undefined;
+  constructor(
+    readonly parent: Node<O> | undefined,
+    readonly key: string,
+  ) {}
+
+  isEmpty(): boolean {
+    return (
+      this.subs.length === 0 &&
+      this.groups === undefined &&
+      this.plus === undefined &&
+      this.hash === undefined &&
+      (this.children === undefined || this.children.size === 0)
+    );
+  }
+}
+
+class MatchedClientImpl<O> implements MatchedClient<O> {
+  qos: QoS = 0;
+  retainAsPublished = false;
+  readonly subscriptionIdentifiers: number[] = [];
+  constructor(
+    readonly clientId: string,
+    public owner: O,
+  ) {}
+}
+
+class ClientRecord<O> {
+  /** Full filter -> subscription (shared ones included). */
+  readonly subs = new Map<string, Sub<O>>();
+  /** Match generation that last touched `matched`; dedupes overlapping subscriptions without a Map. */
+  gen = 0;
+  readonly matched: MatchedClientImpl<O>;
+  constructor(
+    readonly clientId: string,
+    public owner: O,
+  ) {
+    this.matched = new MatchedClientImpl(clientId, owner);
+  }
+}
+
+class Sub<O> implements SubscriptionInfo<O> {
+  /** Position in node.subs (plain) — kept for O(1) removal. */
+  index = -1;
+  constructor(
+    readonly client: ClientRecord<O>,
+    readonly filter: string,
+    readonly topicFilter: string,
+    readonly shareName: string | undefined,
+    public entry: SubscriptionEntry<O>,
+    readonly node: Node<O>,
+    readonly group: Group<O> | undefined,
+  ) {}
+  get clientId(): string {
+    return this.client.clientId;
+  }
+}
+
+class Group<O> implements ShareGroup<O> {
+  readonly members: Sub<O>[] = [];
+  /** Index of the member to try first on the next pick. */
+  cursor = 0;
+  constructor(
+    readonly shareName: string,
+    readonly topicFilter: string,
+    readonly node: Node<O>,
+  ) {}
+}
+
+const alwaysAvailable = (): boolean => true;
+
+/**
+ * Topic trie holding every subscription of the broker. All methods are synchronous and never throw.
+ * Filters must already be valid (isValidTopicFilter / parseSharedSubscription from src/protocol/topic.ts);
+ * a malformed `$share/...` filter is stored as an ordinary filter.
+ *
+ * @typeParam O - the broker's opaque per-subscription owner (e.g. its Session).
+ */
+export class SubscriptionTree<O = unknown> {
+  readonly #root = new Node<O>(undefined, '');
+  readonly #clients = new Map<string, ClientRecord<O>>();
+  readonly #isAvailable: (member: SubscriptionInfo<O>) => boolean;
+  #count = 0;
+
+  // Match scratch state, reused across calls (see MatchResult's reuse contract).
+  readonly #levels: string[] = [];
+  #levelCount = 0;
+  #gen = 0;
+  #publisher: string | undefined = undefined;
+  readonly #clientsOut: MatchedClientImpl<O>[] = [];
+  readonly #sharedOut: Group<O>[] = [];
+  readonly #result: MatchResult<O> = { clients: this.#clientsOut, shared: this.#sharedOut };
+
+  constructor(options: SubscriptionTreeOptions<O> = {}) {
+    this.#isAvailable = options.isAvailable ?? alwaysAvailable;
+  }
+
+  /** Number of subscriptions, shared ones included. */
+  get count(): number {
+    return this.#count;
+  }
+
+  /** Number of clients holding at least one subscription. */
+  get clientCount(): number {
+    return this.#clients.size;
+  }
+
+  /**
+   * Adds a subscription, or replaces the client's existing one with the identical filter.
+   * @returns true when new; false when it replaced an existing subscription [MQTT-3.8.4-3] — the broker uses this
+   *   for Retain Handling 1 ("send retained only if the subscription did not exist").
+   */
+  add(clientId: string, filter: string, entry: SubscriptionEntry<O>): boolean {
+    let client = this.#clients.get(clientId);
+    if (client === undefined) {
+      client = new ClientRecord(clientId, entry.owner);
+      this.#clients.set(clientId, client);
+    }
+    client.owner = entry.owner;
+    client.matched.owner = entry.owner;
+    const existing = client.subs.get(filter);
+    if (existing !== undefined) {
+      // [MQTT-3.8.4-3] same filter for the same session: replace in place, keeping position and round-robin order.
+      existing.entry = entry;
+      return false;
+    }
+
+    const share = parseSharedSubscription(filter);
+    let sub: Sub<O>;
+    if (share !== undefined && !('error' in share)) {
+      const node = this.#nodeFor(share.filter);
+      let group = node.groups?.find((g) => g.shareName === share.group);
+      if (group === undefined) {
+        group = new Group(share.group, share.filter, node);
+        (node.groups ??= []).push(group);
+      }
+      sub = new Sub(client, filter, share.filter, share.group, entry, node, group);
+      sub.index = group.members.length;
+      group.members.push(sub);
+    } else {
+      const node = this.#nodeFor(filter);
+      sub = new Sub(client, filter, filter, undefined, entry, node, undefined);
+      sub.index = node.subs.length;
+      node.subs.push(sub);
+    }
+    client.subs.set(filter, sub);
+    this.#count++;
+    return true;
+  }
+
+  /**
+   * Removes the client's subscription with exactly this filter (as subscribed, `$share/...` included).
+   * @returns whether it existed (v5 UNSUBACK: Success vs No subscription existed).
+   */
+  remove(clientId: string, filter: string): boolean {
+    const client = this.#clients.get(clientId);
+    if (client === undefined) return false;
+    const sub = client.subs.get(filter);
+    if (sub === undefined) return false;
+    client.subs.delete(filter);
+    if (client.subs.size === 0) this.#clients.delete(clientId);
+    this.#detach(sub);
+    return true;
+  }
+
+  /** Removes every subscription of the client (session ended). O(its subscriptions). @returns how many. */
+  removeClient(clientId: string): number {
+    const client = this.#clients.get(clientId);
+    if (client === undefined) return 0;
+    this.#clients.delete(clientId);
+    for (const sub of client.subs.values()) this.#detach(sub);
+    const n = client.subs.size;
+    client.subs.clear();
+    return n;
+  }
+
+  /** The client's subscription with exactly this filter, if any. */
+  get(clientId: string, filter: string): SubscriptionInfo<O> | undefined {
+    return this.#clients.get(clientId)?.subs.get(filter);
+  }
+
+  /** All subscriptions of a client (for session persistence and the admin API). Do not mutate the tree meanwhile. */
+  subscriptionsOf(clientId: string): IterableIterator<SubscriptionInfo<O>> {
+    const client = this.#clients.get(clientId);
+    return (client?.subs ?? new Map<string, Sub<O>>()).values();
+  }
+
+  /**
+   * Finds every subscription matching a PUBLISH topic name.
+   *
+   * - one {@link MatchedClient} per client, merging overlapping subscriptions [MQTT-3.3.4-2] [MQTT-3.3.4-4];
+   * - a noLocal subscription does not match when `publisherClientId` is its client [MQTT-3.8.3-3];
+   * - `#` and `+` as first level do not match topics starting with `$` [MQTT-4.7.2-1];
+   * - `a/#` matches `a` (its parent level); `+` matches an empty level; levels compare exactly, with no
+   *   normalisation [MQTT-4.7.3-4].
+   *
+   * The returned object is reused: valid until the next `match`, `add` or `remove` on this tree.
+   * `topic` must be a valid Topic Name (no wildcards).
+   */
+  match(topic: string, publisherClientId?: string): MatchResult<O> {
+    this.#clientsOut.length = 0;
+    this.#sharedOut.length = 0;
+    if (this.#count === 0) return this.#result;
+    this.#gen++;
+    this.#publisher = publisherClientId;
+
+    // Split on '/' without regex or String#split's fresh array; '' levels are kept ('a//b', '/x').
+    const levels = this.#levels;
+    let n = 0;
+    let start = 0;
+    for (;;) {
+      const slash = topic.indexOf('/', start);
+      if (slash === -1) {
+        levels[n++] = start === 0 ? topic : topic.slice(start);
+        break;
+      }
+      levels[n++] = topic.slice(start, slash);
+      start = slash + 1;
+    }
+    this.#levelCount = n;
+
+    const root = this.#root;
+    if (topic.charCodeAt(0) !== DOLLAR) {
+      // [MQTT-4.7.2-1] only non-'$' topics reach first-level wildcards.
+      if (root.hash !== undefined) this.#collect(root.hash);
+      if (root.plus !== undefined) this.#walk(root.plus, 1);
+    }
+    const child = root.children?.get(levels[0] as string);
+    if (child !== undefined) this.#walk(child, 1);
+    // Drop references to the topic's substrings so they can be collected.
+    for (let i = 0; i < n; i++) levels[i] = '';
+    return this.#result;
+  }
+
+  /**
+   * Picks the member of a shared subscription that receives the next message: round-robin over the members,
+   * skipping those the `isAvailable` option rejects. Each call advances the rotation, so call it once per message
+   * and group. @returns undefined when the group has no available member (the broker decides whether to drop or
+   * queue the message for one of `group.members`).
+   */
+  pickMember(group: ShareGroup<O>): SubscriptionInfo<O> | undefined {
+    if (!(group instanceof Group)) return undefined;
+    const members = (group as Group<O>).members;
+    const n = members.length;
+    for (let k = 0; k < n; k++) {
+      let i = group.cursor + k;
+      if (i >= n) i -= n;
+      const member = members[i] as Sub<O>;
+      if (this.#isAvailable(member)) {
+        group.cursor = i + 1 === n ? 0 : i + 1;
+        return member;
+      }
+    }
+    return undefined;
+  }
+
+  #walk(node: Node<O>, i: number): void {
+    // '#' below this node matches the remaining levels, and also this level itself ('a/#' matches 'a').
+    if (node.hash !== undefined) this.#collect(node.hash);
+    if (i === this.#levelCount) {
+      this.#collect(node);
+      return;
+    }
+    const children = node.children;
+    if (children !== undefined) {
+      const child = children.get(this.#levels[i] as string);
+      if (child !== undefined) this.#walk(child, i + 1);
+    }
+    if (node.plus !== undefined) this.#walk(node.plus, i + 1);
+  }
+
+  #collect(node: Node<O>): void {
+    const subs = node.subs;
+    for (let k = 0; k < subs.length; k++) {
+      const sub = subs[k] as Sub<O>;
+      const entry = sub.entry;
+      const client = sub.client;
+      // [MQTT-3.8.3-3] No Local: not to the publishing client id.
+      if (entry.noLocal && client.clientId === this.#publisher) continue;
+      const m = client.matched;
+      if (client.gen !== this.#gen) {
+        client.gen = this.#gen;
+        m.qos = entry.qos;
+        m.retainAsPublished = entry.retainAsPublished;
+        m.subscriptionIdentifiers.length = 0;
+        if (entry.subscriptionIdentifier !== undefined) m.subscriptionIdentifiers.push(entry.subscriptionIdentifier);
+        this.#clientsOut.push(m);
+      } else {
+        // Overlap: one copy with the maximum QoS [MQTT-3.3.4-2] and every identifier [MQTT-3.3.4-4].
+        if (entry.qos > m.qos) m.qos = entry.qos;
+        if (entry.retainAsPublished) m.retainAsPublished = true;
+        if (entry.subscriptionIdentifier !== undefined) m.subscriptionIdentifiers.push(entry.subscriptionIdentifier);
+      }
+    }
+    const groups = node.groups;
+    if (groups !== undefined) {
+      for (let k = 0; k < groups.length; k++) this.#sharedOut.push(groups[k] as Group<O>);
+    }
+  }
+
+  /** The node for a (non-shared) filter, created on demand. */
+  #nodeFor(filter: string): Node<O> {
+    let node = this.#root;
+    for (const level of filter.split('/')) {
+      let next: Node<O> | undefined;
+      if (level === '+') {
+        next = node.plus ??= new Node(node, level);
+      } else if (level === '#') {
+        next = node.hash ??= new Node(node, level);
+      } else {
+        const children = (node.children ??= new Map());
+        next = children.get(level);
+        if (next === undefined) {
+          next = new Node(node, level);
+          children.set(level, next);
+        }
+      }
+      node = next;
+    }
+    return node;
+  }
+
+  #detach(sub: Sub<O>): void {
+    this.#count--;
+    const node = sub.node;
+    const group = sub.group;
+    if (group === undefined) {
+      // Swap-remove: order inside one node carries no meaning.
+      const subs = node.subs;
+      const last = subs.pop() as Sub<O>;
+      if (last !== sub) {
+        subs[sub.index] = last;
+        last.index = sub.index;
+      }
+    } else {
+      // Splice to keep the round-robin order; groups are small.
+      const members = group.members;
+      const i = members.indexOf(sub);
+      members.splice(i, 1);
+      if (i < group.cursor) group.cursor--;
+      if (group.cursor >= members.length) group.cursor = 0;
+      if (members.length === 0) {
+        const groups = node.groups as Group<O>[];
+        groups.splice(groups.indexOf(group), 1);
+        if (groups.length === 0) node.groups = undefined;
+      }
+    }
+    this.#prune(node);
+  }
+
+  /** Removes empty nodes from `node` up to the root so the trie does not grow with churn. */
+  #prune(start: Node<O>): void {
+    let node = start;
+    while (node.parent !== undefined && node.isEmpty()) {
+      const parent = node.parent;
+      if (parent.plus === node) parent.plus = undefined;
+      else if (parent.hash === node) parent.hash = undefined;
+      else parent.children?.delete(node.key);
+      node = parent;
+    }
+  }
+}
