@@ -70,3 +70,20 @@ export class NotAuthorizedError extends MqttError {
     super('MQTT_ERR_NOT_AUTHORIZED', ReasonCode.NotAuthorized, message);
   }
 }
+
+/** Reason code 0x94: a PUBLISH carries Topic Alias 0 (or one above the negotiated maximum). */
+export class TopicAliasInvalidError extends MqttProtocolError {
+  constructor(message: string, rule?: string) {
+    super('MQTT_ERR_TOPIC_ALIAS_INVALID', ReasonCode.TopicAliasInvalid, message, rule);
+  }
+}
+
+/**
+ * Thrown by `encode` when asked to serialise a packet object that breaks the spec (e.g. QoS 1 without
+ * packetId). Always a bug in the calling code, never caused by a peer. Reason code 0x83.
+ */
+export class InvalidPacketError extends MqttError {
+  constructor(message: string, rule?: string) {
+    super('MQTT_ERR_INVALID_PACKET', ReasonCode.ImplementationSpecificError, message, rule);
+  }
+}

@@ -71,3 +71,14 @@ export function isWellFormedMqttUtf8(buf: Uint8Array, start: number, end: number
   }
   return true;
 }
+
+/**
+ * Node's Buffer has undocumented but long-stable slice/write methods that skip the encoding dispatch of
+ * toString()/write(); typed here once for the codec's hot paths.
+ */
+export interface FastBuffer extends Buffer {
+  latin1Slice(start: number, end: number): string;
+  utf8Slice(start: number, end: number): string;
+  utf8Write(s: string, offset: number, length?: number): number;
+  latin1Write(s: string, offset: number, length?: number): number;
+}
