@@ -1,0 +1,453 @@
+/**
+ * State shared by all connections: the session registry, subscription tree, retained store, wills, statistics and
+ * the write-through to the Store. No sockets; time comes from the injected Clock (timers for will delay and
+ * session expiry), so it runs under a fake clock in tests.
+ */
+import { randomBytes } from 'node:crypto';
+import { encodedLength, type Packet, type ProtocolVersion, type QoS, type Will } from '../protocol/index.js';
+import type { Clock } from '../shared/clock.js';
+import type { Logger } from '../shared/logger.js';
+import type { Authenticator, Authorizer, EnhancedAuthenticator } from './auth/auth.js';
+import type { MqttLimitsConfig } from './config.js';
+import { applyStoreOp, type Store, type StoredDelivery, type StoredMessage, type StoredSubscription, type StoreOp } from './persistence/store.js';
+import { SubscriptionTree, type RetainedStore } from './router/index.js';
+import { SESSION_NEVER_EXPIRES, Session, type SessionOwner } from './session.js';
+
+/** Counters for $SYS and the admin API. Plain numbers: incremented on the hot path. */
+export interface BrokerStats {
+  startedAt: number;
+  clientsConnected: number;
+  /** Connections accepted since start (CONNACK 0x00 sent). */
+  clientsTotal: number;
+  messagesReceived: number;
+  messagesSent: number;
+  /** Messages not delivered: queue overflow, too large for the client, expired. */
+  messagesDropped: number;
+  bytesReceived: number;
+  bytesSent: number;
+}
+
+export interface CoreOptions {
+  limits: MqttLimitsConfig;
+  clock: Clock;
+  logger: Logger;
+  store: Store;
+  retained: RetainedStore;
+  authenticator: Authenticator;
+  authorizer: Authorizer;
+  enhancedAuthenticator?: EnhancedAuthenticator | undefined;
+}
+
+export interface ConnectParams {
+  clientId: string;
+  cleanStart: boolean;
+  expiryInterval: number;
+  protocolVersion: ProtocolVersion;
+  username: string | undefined;
+}
+
+export class BrokerCore {
+  readonly limits: MqttLimitsConfig;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly store: Store;
+  readonly retained: RetainedStore;
+  readonly authenticator: Authenticator;
+  readonly authorizer: Authorizer;
+  readonly enhancedAuthenticator: EnhancedAuthenticator | undefined;
+  /** Short random tag in assigned client ids, so ids from different broker runs do not collide. */
+  readonly instanceId = randomBytes(4).toString('hex');
+  readonly sessions = new Map<string, Session>();
+  readonly tree: SubscriptionTree<Session>;
+  readonly stats: BrokerStats;
+  /** Promises of durable writes made since the last takePending(); empty with a synchronous store. */
+  #pending: Promise<void>[] = [];
+
+  constructor(options: CoreOptions) {
+    this.limits = options.limits;
+    this.clock = options.clock;
+    this.logger = options.logger;
+    this.store = options.store;
+    this.retained = options.retained;
+    this.authenticator = options.authenticator;
+    this.authorizer = options.authorizer;
+    this.enhancedAuthenticator = options.enhancedAuthenticator;
+    // A shared subscription prefers members that are connected.
+    this.tree = new SubscriptionTree<Session>({ isAvailable: (m) => m.entry.owner.owner !== undefined });
+    this.stats = {
+      startedAt: this.clock.now(),
+      clientsConnected: 0,
+      clientsTotal: 0,
+      messagesReceived: 0,
+      messagesSent: 0,
+      messagesDropped: 0,
+      bytesReceived: 0,
+      bytesSent: 0,
+    };
+  }
+
+  // --- persistence --------------------------------------------------------------------------------------------
+
+  /** Writes through to the store; a returned promise is collected for the next takePending(). */
+  persist(op: StoreOp): void {
+    const r = applyStoreOp(this.store, op);
+    if (r !== undefined) this.#pending.push(r);
+  }
+
+  /** A promise for all writes since the last call, or undefined when they all completed synchronously. */
+  takePending(): Promise<void> | undefined {
+    if (this.#pending.length === 0) return undefined;
+    const all = this.#pending;
+    this.#pending = [];
+    return Promise.all(all).then(() => undefined);
+  }
+
+  /** Drops the wait on pending writes (QoS 0: no acknowledgement depends on them); failures are still logged. */
+  discardPending(): void {
+    const p = this.takePending();
+    if (p !== undefined) p.catch((err: unknown) => this.logger.error({ err }, 'store write failed'));
+  }
+
+  /** Restores sessions from the store (startup). */
+  async restore(): Promise<void> {
+    const now = this.clock.now();
+    for (const s of await this.store.loadSessions()) {
+      const session = new Session(s.record.clientId, s.record.protocolVersion);
+      session.expiryInterval = s.record.sessionExpiryInterval;
+      for (const sub of s.subscriptions) {
+        session.subscriptions.set(sub.topicFilter, sub);
+        this.#addToTree(session, sub);
+      }
+      for (const q of s.queue) {
+        session.queue.push(q);
+        session.nextSeq = Math.max(session.nextSeq, q.seq + 1);
+      }
+      for (const o of s.outgoing) session.outgoing.set(o.packetId, o);
+      for (const id of s.incomingQoS2) session.incomingQoS2.add(id);
+      this.sessions.set(session.clientId, session);
+      const since = s.record.disconnectedAt ?? now;
+      this.#scheduleExpiry(session, Math.max(0, session.expiryInterval * 1000 - (now - since)));
+    }
+  }
+
+  // --- hooks -------------------------------------------------------------------------------------------------
+
+  /** Authorizer.canPublish, with a throw turned into a refusal and a log line. */
+  canPublish(clientId: string, username: string | undefined, topic: string, qos: QoS, retain: boolean): boolean {
+    try {
+      return this.authorizer.canPublish({ clientId, username, topic, qos, retain }) === true;
+    } catch (err) {
+      this.logger.error({ err, clientId, topic }, 'authorizer canPublish threw; publish refused');
+      return false;
+    }
+  }
+
+  canSubscribe(clientId: string, username: string | undefined, topicFilter: string, qos: QoS): boolean {
+    try {
+      return this.authorizer.canSubscribe({ clientId, username, topicFilter, qos }) === true;
+    } catch (err) {
+      this.logger.error({ err, clientId, topicFilter }, 'authorizer canSubscribe threw; subscription refused');
+      return false;
+    }
+  }
+
+  encodedLength(packet: Packet, version: ProtocolVersion): number {
+    return encodedLength(packet, version);
+  }
+
+  // --- sessions ----------------------------------------------------------------------------------------------
+
+  /**
+   * Binds a session to a newly accepted connection: takes over a connected one [MQTT-3.1.4-3], ends the old
+   * session on Clean Start [MQTT-3.1.2-4], or resumes it [MQTT-3.1.2-5].
+   */
+  connect(owner: SessionOwner, p: ConnectParams, now: number): { session: Session; sessionPresent: boolean } {
+    let session = this.sessions.get(p.clientId);
+    // [MQTT-3.1.4-3] the same client id already connected: the existing connection is closed (v5: 0x8E).
+    if (session?.owner !== undefined) session.owner.disconnect(0x8e, now);
+    session = this.sessions.get(p.clientId);
+    if (session !== undefined && p.cleanStart) {
+      this.endSession(session, now);
+      session = undefined;
+    }
+    let sessionPresent = false;
+    if (session === undefined) {
+      session = new Session(p.clientId, p.protocolVersion);
+      this.sessions.set(p.clientId, session);
+    } else {
+      sessionPresent = true;
+      if (session.expiryTimer !== undefined) this.clock.clearTimeout(session.expiryTimer);
+      session.expiryTimer = undefined;
+      const pending = session.pendingWill;
+      if (pending !== undefined) {
+        // [MQTT-3.1.3-9] a new connection before the Will Delay Interval passed: the will is not sent.
+        if (pending.timer !== undefined) this.clock.clearTimeout(pending.timer);
+        session.pendingWill = undefined;
+      }
+    }
+    session.owner = owner;
+    session.protocolVersion = p.protocolVersion;
+    session.expiryInterval = p.expiryInterval;
+    session.username = p.username;
+    this.persist({
+      op: 'putSession',
+      record: { clientId: p.clientId, protocolVersion: p.protocolVersion, sessionExpiryInterval: p.expiryInterval },
+    });
+    this.stats.clientsConnected++;
+    this.stats.clientsTotal++;
+    return { session, sessionPresent };
+  }
+
+  /** The session's connection ended. Handles the will and the session expiry. */
+  disconnected(session: Session, will: Will | undefined, now: number): void {
+    session.owner = undefined;
+    this.stats.clientsConnected--;
+    if (will !== undefined) {
+      const delay = session.protocolVersion === 5 ? (will.properties?.willDelayInterval ?? 0) : 0;
+      if (delay > 0 && session.expiryInterval > 0) {
+        // [MQTT-3.1.3-9] the will waits for its delay or the end of the session, whichever comes first.
+        const pending: { will: Will; timer: ReturnType<Clock['setTimeout']> | undefined } = { will, timer: undefined };
+        pending.timer = this.clock.setTimeout(() => {
+          if (session.pendingWill !== pending) return;
+          session.pendingWill = undefined;
+          this.publishWill(session.clientId, will, this.clock.now());
+        }, delay * 1000);
+        pending.timer.unref?.();
+        session.pendingWill = pending;
+      } else {
+        // [MQTT-3.1.2-8] published when the connection closes without DISCONNECT 0x00.
+        this.publishWill(session.clientId, will, now);
+      }
+    }
+    if (session.expiryInterval === 0) {
+      // [MQTT-3.1.2-?] Session Expiry Interval 0 (v3 Clean Session 1): the session ends with the connection.
+      this.endSession(session, now);
+      return;
+    }
+    this.persist({
+      op: 'putSession',
+      record: {
+        clientId: session.clientId,
+        protocolVersion: session.protocolVersion,
+        sessionExpiryInterval: session.expiryInterval,
+        disconnectedAt: now,
+      },
+    });
+    this.discardPending();
+    this.#scheduleExpiry(session, session.expiryInterval * 1000);
+  }
+
+  #scheduleExpiry(session: Session, ms: number): void {
+    if (session.expiryInterval === SESSION_NEVER_EXPIRES) return;
+    // setTimeout's limit is 2^31-1 ms (~24.8 days); longer expiries re-arm.
+    const MAX = 2_147_483_647;
+    const step = Math.min(ms, MAX);
+    session.expiryTimer = this.clock.setTimeout(() => {
+      session.expiryTimer = undefined;
+      if (session.owner !== undefined) return;
+      if (ms > MAX) this.#scheduleExpiry(session, ms - MAX);
+      else this.endSession(session, this.clock.now());
+    }, step);
+    session.expiryTimer.unref?.();
+  }
+
+  /** Ends a session: its pending will goes out now, unacknowledged shared-subscription messages go to another member. */
+  endSession(session: Session, now: number): void {
+    if (this.sessions.get(session.clientId) !== session) return;
+    this.sessions.delete(session.clientId);
+    if (session.expiryTimer !== undefined) this.clock.clearTimeout(session.expiryTimer);
+    session.expiryTimer = undefined;
+    this.tree.removeClient(session.clientId);
+    this.persist({ op: 'deleteSession', clientId: session.clientId });
+    const pending = session.pendingWill;
+    if (pending !== undefined) {
+      if (pending.timer !== undefined) this.clock.clearTimeout(pending.timer);
+      session.pendingWill = undefined;
+      this.publishWill(session.clientId, pending.will, now);
+    }
+    // MQTT 5.0 4.8.2: messages of a shared subscription not completed by a member whose session ends go to
+    // another member of the group.
+    const orphans: StoredDelivery[] = [];
+    for (const o of session.outgoing.values()) {
+      if (o.state === 'publish' && o.delivery.shareFilter !== undefined) orphans.push(o.delivery);
+    }
+    for (const q of session.queue) if (q.delivery.shareFilter !== undefined) orphans.push(q.delivery);
+    session.outgoing.clear();
+    session.queue.length = 0;
+    for (const d of orphans) this.#redeliverShared(d, now);
+    this.discardPending();
+  }
+
+  #redeliverShared(d: StoredDelivery, now: number): void {
+    const match = this.tree.match(d.message.topic, d.message.origin);
+    for (const g of match.shared) {
+      if (`$share/${g.shareName}/${g.topicFilter}` !== d.shareFilter) continue;
+      const member = this.tree.pickMember(g) ?? g.members[0];
+      if (member === undefined) return;
+      const e = member.entry;
+      const delivery: StoredDelivery = {
+        message: d.message,
+        qos: Math.min(d.message.qos, e.qos) as QoS,
+        retain: e.retainAsPublished ? d.message.retain : false,
+        shareFilter: member.filter,
+      };
+      if (e.subscriptionIdentifier !== undefined) delivery.subscriptionIdentifiers = [e.subscriptionIdentifier];
+      this.#deliverTo(e.owner, delivery, now);
+      return;
+    }
+  }
+
+  // --- subscriptions -----------------------------------------------------------------------------------------
+
+  /** Adds or replaces a subscription. @returns true when it did not exist before (Retain Handling 1). */
+  subscribe(session: Session, sub: StoredSubscription): boolean {
+    session.subscriptions.set(sub.topicFilter, sub);
+    return this.#addToTree(session, sub);
+  }
+
+  #addToTree(session: Session, sub: StoredSubscription): boolean {
+    const entry = {
+      qos: sub.qos,
+      noLocal: sub.noLocal,
+      retainAsPublished: sub.retainAsPublished,
+      retainHandling: sub.retainHandling,
+      owner: session,
+      ...(sub.subscriptionIdentifier === undefined ? {} : { subscriptionIdentifier: sub.subscriptionIdentifier }),
+    };
+    return this.tree.add(session.clientId, sub.topicFilter, entry);
+  }
+
+  /** @returns whether the subscription existed. */
+  unsubscribe(session: Session, topicFilter: string): boolean {
+    session.subscriptions.delete(topicFilter);
+    return this.tree.remove(session.clientId, topicFilter);
+  }
+
+  // --- routing -----------------------------------------------------------------------------------------------
+
+  /**
+   * Routes an application message to every matching session and updates the retained store. Durable writes it
+   * causes are collected for the caller's takePending().
+   */
+  publish(message: StoredMessage, now: number): void {
+    if (message.retain && this.limits.retainAvailable) {
+      // [MQTT-3.3.1-5] store (replace) the retained message; [MQTT-3.3.1-6] an empty payload clears it.
+      const retained = { topic: message.topic, payload: message.payload, qos: message.qos, storedAt: now };
+      if (message.properties !== undefined) Object.assign(retained, { properties: message.properties });
+      if (message.expiresAt !== undefined) Object.assign(retained, { expiresAt: message.expiresAt });
+      this.retained.set(message.topic, retained);
+    }
+    const match = this.tree.match(message.topic, message.origin);
+    const clients = match.clients;
+    for (let i = 0; i < clients.length; i++) {
+      const c = clients[i];
+      if (c === undefined) continue;
+      const ids = c.subscriptionIdentifiers;
+      const delivery: StoredDelivery = {
+        message,
+        // [MQTT-3.3.4-?] downgrade to the granted QoS.
+        qos: (message.qos < c.qos ? message.qos : c.qos) as QoS,
+        // [MQTT-3.3.1-12] (3.1.1: [MQTT-3.3.1-9]) RETAIN is cleared on forwarding unless Retain As Published.
+        retain: c.retainAsPublished ? message.retain : false,
+      };
+      if (ids.length > 0) delivery.subscriptionIdentifiers = ids.slice();
+      this.#deliverTo(c.owner, delivery, now);
+    }
+    const shared = match.shared;
+    for (let i = 0; i < shared.length; i++) {
+      const g = shared[i];
+      if (g === undefined) continue;
+      // MQTT 5.0 4.8.2: one member of each matching share group receives the message.
+      const member = this.tree.pickMember(g) ?? g.members[0];
+      if (member === undefined) continue;
+      const e = member.entry;
+      const delivery: StoredDelivery = {
+        message,
+        qos: (message.qos < e.qos ? message.qos : e.qos) as QoS,
+        retain: e.retainAsPublished ? message.retain : false,
+        shareFilter: member.filter,
+      };
+      if (e.subscriptionIdentifier !== undefined) delivery.subscriptionIdentifiers = [e.subscriptionIdentifier];
+      this.#deliverTo(e.owner, delivery, now);
+    }
+  }
+
+  #deliverTo(session: Session, delivery: StoredDelivery, now: number): void {
+    const owner = session.owner;
+    if (owner !== undefined) owner.deliver(delivery, now);
+    // QoS 0 messages are not kept for offline sessions (MQTT 5.0 4.1: "MAY"); QoS 1/2 are [MQTT-3.1.2-5].
+    else if (delivery.qos > 0) this.enqueue(session, delivery);
+  }
+
+  /** Publishes a will as an application message from `clientId`. */
+  publishWill(clientId: string, will: Will, now: number): void {
+    const message: StoredMessage = {
+      topic: will.topic,
+      payload: will.payload,
+      qos: will.qos,
+      retain: will.retain,
+      origin: clientId,
+    };
+    const p = will.properties;
+    if (p !== undefined) {
+      if (p.messageExpiryInterval !== undefined) message.expiresAt = now + p.messageExpiryInterval * 1000;
+      const fwd: NonNullable<StoredMessage['properties']> = {};
+      let any = false;
+      if (p.payloadFormatIndicator !== undefined) ((fwd.payloadFormatIndicator = p.payloadFormatIndicator), (any = true));
+      if (p.contentType !== undefined) ((fwd.contentType = p.contentType), (any = true));
+      if (p.responseTopic !== undefined) ((fwd.responseTopic = p.responseTopic), (any = true));
+      if (p.correlationData !== undefined) ((fwd.correlationData = p.correlationData), (any = true));
+      if (p.userProperties !== undefined) ((fwd.userProperties = p.userProperties), (any = true));
+      if (any) message.properties = fwd;
+    }
+    if (!this.canPublish(clientId, undefined, will.topic, will.qos, will.retain)) return;
+    this.stats.messagesReceived++;
+    this.publish(message, now);
+    this.discardPending();
+  }
+
+  #overflowLogged = 0;
+
+  /**
+   * Queues a message for a session (offline, or at its Receive Maximum). When the queue is full the
+   * `queueOverflow` policy drops the oldest or the new message; drops are counted and logged (rate-limited).
+   */
+  enqueue(session: Session, delivery: StoredDelivery): void {
+    const limit = this.limits.maximumQueuedMessages;
+    if (session.queue.length >= limit) {
+      this.stats.messagesDropped++;
+      if (this.limits.queueOverflow === 'dropNewest' || limit === 0) {
+        this.#logOverflow(session);
+        return;
+      }
+      const dropped = session.queue.shift();
+      if (dropped !== undefined) this.persist({ op: 'dequeue', clientId: session.clientId, seq: dropped.seq });
+      this.#logOverflow(session);
+    }
+    const seq = session.nextSeq++;
+    session.queue.push({ seq, delivery });
+    this.persist({ op: 'enqueue', clientId: session.clientId, seq, delivery });
+  }
+
+  #logOverflow(session: Session): void {
+    // Log the 1st, 2nd, 4th, 8th... drop: visible without flooding the log on the hot path.
+    const n = ++this.#overflowLogged;
+    if ((n & (n - 1)) === 0) {
+      this.logger.warn(
+        { clientId: session.clientId, policy: this.limits.queueOverflow, droppedTotal: this.stats.messagesDropped },
+        'session queue full: message dropped',
+      );
+    }
+  }
+
+  /** Number of subscriptions (shared included). */
+  get subscriptionCount(): number {
+    return this.tree.count;
+  }
+
+  /** Sends DISCONNECT 0x8B to every connected client (shutdown). */
+  disconnectAll(reasonCode: number): void {
+    const now = this.clock.now();
+    for (const s of [...this.sessions.values()]) s.owner?.disconnect(reasonCode, now);
+  }
+}

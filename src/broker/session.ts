@@ -1,0 +1,56 @@
+/**
+ * Session state that outlives a connection (MQTT 5.0 section 4.1): subscriptions, QoS 1/2 messages in flight in
+ * both directions, messages queued for the client, and the pending will. Plain data; the channel and the broker
+ * core change it and mirror every change to the Store.
+ */
+import type { ProtocolVersion, Will } from '../protocol/index.js';
+import type { TimerHandle } from '../shared/clock.js';
+import type { StoredDelivery, StoredOutgoing, StoredSubscription } from './persistence/store.js';
+
+/** Session Expiry Interval meaning "never expires". */
+export const SESSION_NEVER_EXPIRES = 0xffff_ffff;
+
+/** Minimal view of the connection currently bound to a session (implemented by Channel). */
+export interface SessionOwner {
+  /** Takes one more message; the channel sends or queues it. */
+  deliver(delivery: StoredDelivery, now: number): void;
+  /** Server-initiated disconnect with a v5 reason code (0x8E on takeover, 0x8B on shutdown). */
+  disconnect(reasonCode: number, now: number): void;
+}
+
+export class Session {
+  readonly clientId: string;
+  protocolVersion: ProtocolVersion;
+  /** Seconds; SESSION_NEVER_EXPIRES = forever. */
+  expiryInterval = 0;
+  readonly subscriptions = new Map<string, StoredSubscription>();
+  /** QoS 1/2 messages sent and not completed, keyed by packet id, in first-send order. */
+  readonly outgoing = new Map<number, StoredOutgoing>();
+  /** Messages waiting for a connection or for a free slot under the client's Receive Maximum. */
+  readonly queue: Array<{ seq: number; delivery: StoredDelivery }> = [];
+  nextSeq = 1;
+  /** Packet ids of QoS 2 messages received (PUBREC sent) whose PUBREL has not come yet. */
+  readonly incomingQoS2 = new Set<number>();
+  #nextPacketId = 1;
+  /** The connected channel, undefined while offline. */
+  owner: SessionOwner | undefined = undefined;
+  /** Will waiting for its Will Delay Interval (v5) after the connection ended. */
+  pendingWill: { will: Will; timer: TimerHandle | undefined } | undefined = undefined;
+  expiryTimer: TimerHandle | undefined = undefined;
+  /** Username of the last connection, for authorization of deliveries that need it. */
+  username: string | undefined = undefined;
+
+  constructor(clientId: string, protocolVersion: ProtocolVersion) {
+    this.clientId = clientId;
+    this.protocolVersion = protocolVersion;
+  }
+
+  /** A packet id not used by an outgoing message; undefined when all 65,535 are in use. */
+  allocatePacketId(): number | undefined {
+    if (this.outgoing.size >= 0xffff) return undefined;
+    let id = this.#nextPacketId;
+    while (this.outgoing.has(id)) id = id === 0xffff ? 1 : id + 1;
+    this.#nextPacketId = id === 0xffff ? 1 : id + 1;
+    return id;
+  }
+}
