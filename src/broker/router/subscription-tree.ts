@@ -8,6 +8,10 @@ import { parseSharedSubscription } from '../../protocol/topic.js';
 
 const DOLLAR = 0x24;
 
+/** The shared empty output; frozen, and every push site checks for it first. */
+const NONE: never[] = [];
+Object.freeze(NONE);
+
 /**
  * One subscription as granted by the broker. `owner` is opaque to the tree: the broker stores whatever lets it reach
  * the session (typically the session object itself), so routing needs no extra map lookup.
@@ -68,9 +72,10 @@ export interface ShareGroup<O = unknown> {
 }
 
 /**
- * Result of {@link SubscriptionTree.match}. REUSE CONTRACT: the object, its arrays and the {@link MatchedClient}
- * objects are owned by the tree and overwritten by the next `match` call and invalidated by add/remove; copy what
- * must outlive that. This keeps a publish allocation-free in the tree.
+ * Result of {@link SubscriptionTree.match}. REUSE CONTRACT: the result object and the {@link MatchedClient} objects
+ * (one per client, reused) belong to the tree and are overwritten by the next `match` call; read what you need
+ * before matching again, and copy what must outlive that. The two arrays are fresh per call (or a shared frozen
+ * empty array) and may be kept. This keeps a publish down to at most two small array allocations in the tree.
  */
 export interface MatchResult<O = unknown> {
   /** One entry per client with at least one matching non-shared subscription. */
@@ -89,6 +94,12 @@ export interface SubscriptionTreeOptions<O> {
    * is connected). Default: every member is available.
    */
   isAvailable?: (member: SubscriptionInfo<O>) => boolean;
+  /**
+   * Entries of the topic -> matching-trie-nodes cache used by {@link SubscriptionTree.match}; 0 disables it.
+   * Default 16,384. It maps a topic to the nodes its walk reaches, so adding or removing subscriptions on existing
+   * filters keeps it valid; only a filter new to the tree clears it. Topics longer than 256 characters bypass it.
+   */
+  matchCacheSize?: number;
 }
 
 class Node<O> {
@@ -116,7 +127,9 @@ class Node<O> {
 class MatchedClientImpl<O> implements MatchedClient<O> {
   qos: QoS = 0;
   retainAsPublished = false;
-  readonly subscriptionIdentifiers: number[] = [];
+  /** Either a subscription's frozen `ids` (shared, not owned) or an array this match created (owned). */
+  subscriptionIdentifiers: readonly number[] = NONE;
+  idsOwned = false;
   constructor(
     readonly clientId: string,
     public owner: O,
@@ -140,15 +153,29 @@ class ClientRecord<O> {
 class Sub<O> implements SubscriptionInfo<O> {
   /** Position in node.subs (plain) — kept for O(1) removal. */
   index = -1;
+  /** Frozen `[subscriptionIdentifier]` or NONE: the common single-subscription match shares it, no allocation. */
+  ids: readonly number[] = NONE;
+  #entry: SubscriptionEntry<O>;
   constructor(
     readonly client: ClientRecord<O>,
     readonly filter: string,
     readonly topicFilter: string,
     readonly shareName: string | undefined,
-    public entry: SubscriptionEntry<O>,
+    entry: SubscriptionEntry<O>,
     readonly node: Node<O>,
     readonly group: Group<O> | undefined,
-  ) {}
+  ) {
+    this.#entry = entry;
+    this.entry = entry;
+  }
+  get entry(): SubscriptionEntry<O> {
+    return this.#entry;
+  }
+  set entry(entry: SubscriptionEntry<O>) {
+    this.#entry = entry;
+    const id = entry.subscriptionIdentifier;
+    this.ids = id === undefined ? NONE : Object.freeze([id]);
+  }
   get clientId(): string {
     return this.client.clientId;
   }
@@ -166,6 +193,9 @@ class Group<O> implements ShareGroup<O> {
 }
 
 const alwaysAvailable = (): boolean => true;
+const DEFAULT_CACHE_SIZE = 16_384;
+const CACHE_MAX_TOPIC_LENGTH = 256;
+
 
 /**
  * Topic trie holding every subscription of the broker. All methods are synchronous and never throw.
@@ -178,6 +208,16 @@ export class SubscriptionTree<O = unknown> {
   readonly #root = new Node<O>(undefined, '');
   readonly #clients = new Map<string, ClientRecord<O>>();
   readonly #isAvailable: (member: SubscriptionInfo<O>) => boolean;
+
+  // Walk cache: topic -> nodes whose subscriptions/groups the walk collects (see matchCacheSize).
+  readonly #cache = new Map<string, Node<O>[]>();
+  readonly #cacheSize: number;
+  /** Nodes collected by the current (uncached) walk, when it is to be cached. */
+  #recording: Node<O>[] | undefined = undefined;
+  #cacheHits = 0;
+  #cacheMisses = 0;
+  /** Matches left to run without the cache after it proved useless (more misses than hits while filling). */
+  #cacheCooldown = 0;
   #count = 0;
 
   // Match scratch state, reused across calls (see MatchResult's reuse contract).
@@ -185,12 +225,17 @@ export class SubscriptionTree<O = unknown> {
   #levelCount = 0;
   #gen = 0;
   #publisher: string | undefined = undefined;
-  readonly #clientsOut: MatchedClientImpl<O>[] = [];
-  readonly #sharedOut: Group<O>[] = [];
-  readonly #result: MatchResult<O> = { clients: this.#clientsOut, shared: this.#sharedOut };
+  // Output arrays are allocated lazily per match: `arr.length = 0` on a reused array costs more than a fresh one.
+  #clientsOut: MatchedClientImpl<O>[] = NONE;
+  #sharedOut: Group<O>[] = NONE;
+  readonly #result: { clients: readonly MatchedClient<O>[]; shared: readonly ShareGroup<O>[] } = {
+    clients: NONE,
+    shared: NONE,
+  };
 
   constructor(options: SubscriptionTreeOptions<O> = {}) {
     this.#isAvailable = options.isAvailable ?? alwaysAvailable;
+    this.#cacheSize = Math.max(0, options.matchCacheSize ?? DEFAULT_CACHE_SIZE);
   }
 
   /** Number of subscriptions, shared ones included. */
@@ -292,15 +337,38 @@ export class SubscriptionTree<O = unknown> {
    * - `a/#` matches `a` (its parent level); `+` matches an empty level; levels compare exactly, with no
    *   normalisation [MQTT-4.7.3-4].
    *
-   * The returned object is reused: valid until the next `match`, `add` or `remove` on this tree.
+   * The result object and its MatchedClient entries are reused: read them before the next `match` (see {@link MatchResult}).
    * `topic` must be a valid Topic Name (no wildcards).
    */
   match(topic: string, publisherClientId?: string): MatchResult<O> {
-    this.#clientsOut.length = 0;
-    this.#sharedOut.length = 0;
-    if (this.#count === 0) return this.#result;
+    const result = this.#result;
+    this.#clientsOut = NONE;
+    this.#sharedOut = NONE;
+    if (this.#count === 0) {
+      result.clients = NONE;
+      result.shared = NONE;
+      return result;
+    }
     this.#gen++;
     this.#publisher = publisherClientId;
+
+    let record = false;
+    if (this.#cacheSize > 0 && topic.length <= CACHE_MAX_TOPIC_LENGTH) {
+      if (this.#cacheCooldown > 0) {
+        this.#cacheCooldown--;
+      } else {
+        const nodes = this.#cache.get(topic);
+        if (nodes !== undefined) {
+          this.#cacheHits++;
+          for (let k = 0; k < nodes.length; k++) this.#collect(nodes[k] as Node<O>);
+          result.clients = this.#clientsOut;
+          result.shared = this.#sharedOut;
+          return result;
+        }
+        record = true;
+      }
+    }
+    if (record) this.#recording = [];
 
     // Split on '/' without regex or String#split's fresh array; '' levels are kept ('a//b', '/x').
     const levels = this.#levels;
@@ -327,7 +395,10 @@ export class SubscriptionTree<O = unknown> {
     if (child !== undefined) this.#walk(child, 1);
     // Drop references to the topic's substrings so they can be collected.
     for (let i = 0; i < n; i++) levels[i] = '';
-    return this.#result;
+    if (record) this.#remember(topic);
+    result.clients = this.#clientsOut;
+    result.shared = this.#sharedOut;
+    return result;
   }
 
   /**
@@ -368,6 +439,8 @@ export class SubscriptionTree<O = unknown> {
   }
 
   #collect(node: Node<O>): void {
+    // Recorded even when empty now: subscriptions added to this node later are then found through the cache.
+    if (this.#recording !== undefined) this.#recording.push(node);
     const subs = node.subs;
     for (let k = 0; k < subs.length; k++) {
       const sub = subs[k] as Sub<O>;
@@ -380,41 +453,86 @@ export class SubscriptionTree<O = unknown> {
         client.gen = this.#gen;
         m.qos = entry.qos;
         m.retainAsPublished = entry.retainAsPublished;
-        m.subscriptionIdentifiers.length = 0;
-        if (entry.subscriptionIdentifier !== undefined) m.subscriptionIdentifiers.push(entry.subscriptionIdentifier);
-        this.#clientsOut.push(m);
+        m.subscriptionIdentifiers = sub.ids;
+        m.idsOwned = false;
+        if (this.#clientsOut === NONE) this.#clientsOut = [m];
+        else this.#clientsOut.push(m);
       } else {
         // Overlap: one copy with the maximum QoS [MQTT-3.3.4-2] and every identifier [MQTT-3.3.4-4].
         if (entry.qos > m.qos) m.qos = entry.qos;
         if (entry.retainAsPublished) m.retainAsPublished = true;
-        if (entry.subscriptionIdentifier !== undefined) m.subscriptionIdentifiers.push(entry.subscriptionIdentifier);
+        const id = entry.subscriptionIdentifier;
+        if (id !== undefined) {
+          if (m.idsOwned) (m.subscriptionIdentifiers as number[]).push(id);
+          else {
+            m.subscriptionIdentifiers = [...m.subscriptionIdentifiers, id];
+            m.idsOwned = true;
+          }
+        }
       }
     }
     const groups = node.groups;
     if (groups !== undefined) {
-      for (let k = 0; k < groups.length; k++) this.#sharedOut.push(groups[k] as Group<O>);
+      for (let k = 0; k < groups.length; k++) {
+        const group = groups[k] as Group<O>;
+        if (this.#sharedOut === NONE) this.#sharedOut = [group];
+        else this.#sharedOut.push(group);
+      }
     }
+  }
+
+  #remember(topic: string): void {
+    const nodes = this.#recording as Node<O>[];
+    this.#recording = undefined;
+    const cache = this.#cache;
+    this.#cacheMisses++;
+    if (cache.size >= this.#cacheSize) {
+      // Full: start over; if it was mostly missing (e.g. unique topics), stop paying for it for a while.
+      if (this.#cacheHits < this.#cacheMisses) this.#cacheCooldown = this.#cacheSize;
+      this.#clearCache();
+      return;
+    }
+    cache.set(topic, nodes);
+  }
+
+  #clearCache(): void {
+    this.#cache.clear();
+    this.#cacheHits = 0;
+    this.#cacheMisses = 0;
   }
 
   /** The node for a (non-shared) filter, created on demand. */
   #nodeFor(filter: string): Node<O> {
     let node = this.#root;
+    let created = false;
     for (const level of filter.split('/')) {
       let next: Node<O> | undefined;
       if (level === '+') {
-        next = node.plus ??= new Node(node, level);
+        next = node.plus;
+        if (next === undefined) {
+          node.plus = next = new Node(node, level);
+          created = true;
+        }
       } else if (level === '#') {
-        next = node.hash ??= new Node(node, level);
+        next = node.hash;
+        if (next === undefined) {
+          node.hash = next = new Node(node, level);
+          created = true;
+        }
       } else {
         const children = (node.children ??= new Map());
         next = children.get(level);
         if (next === undefined) {
           next = new Node(node, level);
           children.set(level, next);
+          created = true;
         }
       }
       node = next;
     }
+    // A new node can be reached by cached topics: their node lists are stale. (Pruned nodes are harmless in the
+    // cache: they are empty for good, a later subscription creates a new node and lands here.)
+    if (created && this.#cache.size > 0) this.#clearCache();
     return node;
   }
 

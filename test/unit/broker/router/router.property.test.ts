@@ -45,96 +45,104 @@ interface ModelSub {
   id: number | undefined;
 }
 
-test('property: SubscriptionTree.match equals the brute-force model after random add/remove sequences', () => {
-  fc.assert(
-    fc.property(
-      fc.array(opArb, { minLength: 1, maxLength: 40, size: 'max' }),
-      fc.array(fc.tuple(topicArb, fc.option(fc.constantFrom('c0', 'c1', 'c9'), { nil: undefined })), {
-        minLength: 1,
-        maxLength: 8,
-        size: 'max',
-      }),
-      (ops, publishes) => {
-        const tree = new SubscriptionTree<string>();
-        const model = new Map<string, ModelSub>(); // key: client + '\0' + full filter
-        for (const op of ops) {
-          const full = op.share === undefined ? op.filter : `$share/${op.share}/${op.filter}`;
-          const key = `${op.client}\0${full}`;
-          if (op.kind === 'add') {
-            const e = entry({
-              qos: op.qos,
-              noLocal: op.share === undefined && op.noLocal,
-              retainAsPublished: op.retainAsPublished,
-              ...(op.id === undefined ? {} : { subscriptionIdentifier: op.id }),
-            });
-            assert.equal(tree.add(op.client, full, e), !model.has(key));
-            model.set(key, {
-              client: op.client,
-              topicFilter: op.filter,
-              share: op.share,
-              qos: e.qos,
-              noLocal: e.noLocal,
-              retainAsPublished: e.retainAsPublished,
-              id: op.id,
-            });
-          } else if (op.kind === 'remove') {
-            assert.equal(tree.remove(op.client, full), model.delete(key));
-          } else {
-            let n = 0;
-            for (const [k, s] of model) {
-              if (s.client === op.client) {
-                model.delete(k);
-                n++;
-              }
-            }
-            assert.equal(tree.removeClient(op.client), n);
-          }
-          assert.equal(tree.count, model.size);
-        }
+/** Compares one match against the model. */
+function checkMatch(tree: SubscriptionTree<string>, model: Map<string, ModelSub>, topic: string, publisher?: string) {
+  const expected = new Map<string, { qos: number; rap: boolean; ids: number[] }>();
+  const groups = new Set<string>();
+  for (const s of model.values()) {
+    if (!bruteMatch(s.topicFilter, topic)) continue;
+    if (s.share !== undefined) {
+      groups.add(`${s.share}|${s.topicFilter}`);
+      continue;
+    }
+    if (s.noLocal && s.client === publisher) continue;
+    const cur = expected.get(s.client) ?? { qos: 0, rap: false, ids: [] };
+    cur.qos = Math.max(cur.qos, s.qos);
+    cur.rap ||= s.retainAsPublished;
+    if (s.id !== undefined) cur.ids.push(s.id);
+    expected.set(s.client, cur);
+  }
+  for (const v of expected.values()) v.ids.sort((a, b) => a - b);
+  const result = tree.match(topic, publisher);
+  const actual = new Map(
+    result.clients.map((c) => [
+      c.clientId,
+      { qos: c.qos as number, rap: c.retainAsPublished, ids: [...c.subscriptionIdentifiers].sort((a, b) => a - b) },
+    ]),
+  );
+  assert.equal(result.clients.length, actual.size, 'one result per client');
+  assert.deepEqual(actual, expected, `topic '${topic}' from ${publisher ?? '-'}`);
+  assert.deepEqual(
+    result.shared.map((g) => `${g.shareName}|${g.topicFilter}`).sort(),
+    [...groups].sort(),
+  );
+  for (const g of result.shared) {
+    const members = [...model.values()]
+      .filter((s) => s.share === g.shareName && s.topicFilter === g.topicFilter)
+      .map((s) => s.client)
+      .sort();
+    assert.deepEqual(g.members.map((m) => m.clientId).sort(), members);
+  }
+}
 
-        for (const [topic, publisher] of publishes) {
-          const expected = new Map<string, { qos: number; rap: boolean; ids: number[] }>();
-          const groups = new Set<string>();
-          for (const s of model.values()) {
-            if (!bruteMatch(s.topicFilter, topic)) continue;
-            if (s.share !== undefined) {
-              groups.add(`${s.share}|${s.topicFilter}`);
+const publishArb = fc.tuple(topicArb, fc.option(fc.constantFrom('c0', 'c1', 'c9'), { nil: undefined }));
+
+// Cache sizes: default, disabled, and tiny (fills, clears and goes into cool-down constantly).
+for (const matchCacheSize of [undefined, 0, 2]) {
+  test(`property: SubscriptionTree.match equals the brute-force model under random add/remove/publish (cache ${String(matchCacheSize ?? 'default')})`, () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(opArb, publishArb), { minLength: 1, maxLength: 60, size: 'max' }),
+        fc.array(publishArb, { minLength: 1, maxLength: 8, size: 'max' }),
+        (steps, finalPublishes) => {
+          const tree = new SubscriptionTree<string>(matchCacheSize === undefined ? {} : { matchCacheSize });
+          const model = new Map<string, ModelSub>(); // key: client + '\0' + full filter
+          for (const step of steps) {
+            if (Array.isArray(step)) {
+              checkMatch(tree, model, step[0], step[1]);
               continue;
             }
-            if (s.noLocal && s.client === publisher) continue;
-            const cur = expected.get(s.client) ?? { qos: 0, rap: false, ids: [] };
-            cur.qos = Math.max(cur.qos, s.qos);
-            cur.rap ||= s.retainAsPublished;
-            if (s.id !== undefined) cur.ids.push(s.id);
-            expected.set(s.client, cur);
+            const op = step;
+            const full = op.share === undefined ? op.filter : `$share/${op.share}/${op.filter}`;
+            const key = `${op.client}\0${full}`;
+            if (op.kind === 'add') {
+              const e = entry({
+                qos: op.qos,
+                noLocal: op.share === undefined && op.noLocal,
+                retainAsPublished: op.retainAsPublished,
+                ...(op.id === undefined ? {} : { subscriptionIdentifier: op.id }),
+              });
+              assert.equal(tree.add(op.client, full, e), !model.has(key));
+              model.set(key, {
+                client: op.client,
+                topicFilter: op.filter,
+                share: op.share,
+                qos: e.qos,
+                noLocal: e.noLocal,
+                retainAsPublished: e.retainAsPublished,
+                id: op.id,
+              });
+            } else if (op.kind === 'remove') {
+              assert.equal(tree.remove(op.client, full), model.delete(key));
+            } else {
+              let n = 0;
+              for (const [k, s] of model) {
+                if (s.client === op.client) {
+                  model.delete(k);
+                  n++;
+                }
+              }
+              assert.equal(tree.removeClient(op.client), n);
+            }
+            assert.equal(tree.count, model.size);
           }
-          const result = tree.match(topic, publisher);
-          const actual = new Map(
-            result.clients.map((c) => [
-              c.clientId,
-              { qos: c.qos as number, rap: c.retainAsPublished, ids: [...c.subscriptionIdentifiers].sort((a, b) => a - b) },
-            ]),
-          );
-          assert.equal(result.clients.length, actual.size, 'one result per client');
-          for (const v of expected.values()) v.ids.sort((a, b) => a - b);
-          assert.deepEqual(actual, expected, `topic '${topic}' from ${publisher ?? '-'}`);
-          assert.deepEqual(
-            result.shared.map((g) => `${g.shareName}|${g.topicFilter}`).sort(),
-            [...groups].sort(),
-          );
-          for (const g of result.shared) {
-            const members = [...model.values()]
-              .filter((s) => s.share === g.shareName && s.topicFilter === g.topicFilter)
-              .map((s) => s.client)
-              .sort();
-            assert.deepEqual(g.members.map((m) => m.clientId).sort(), members);
-          }
-        }
-      },
-    ),
-    { seed: SEED, numRuns: 400 },
-  );
-});
+          for (const [topic, publisher] of finalPublishes) checkMatch(tree, model, topic, publisher);
+        },
+      ),
+      { seed: SEED, numRuns: 300 },
+    );
+  });
+}
 
 test('property: MemoryRetainedStore.match equals a scan of all retained topics, expiry included', () => {
   fc.assert(
