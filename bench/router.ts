@@ -127,6 +127,20 @@ const distinctTopics = Array.from({ length: N }, (_, i) => `dev/${i}/telemetry`)
     'includes the toString above',
   );
   report('tree: 10k subs, topic with no subscriber', measure(() => tree.match('dev/none/telemetry').clients.length));
+  // Publishing over 100k distinct topics overflows the 16k-entry match cache: the miss path and its cool-down.
+  const manyTopics = Array.from({ length: 10 * N }, (_, i) => `dev/${i}/telemetry`);
+  report(
+    'tree: 10k subs, publishes over 100k distinct topics',
+    measure((i) => tree.match(manyTopics[i % (10 * N)] as string).clients.length),
+    'cache overflows',
+  );
+  const uncached = new SubscriptionTree<number>({ matchCacheSize: 0 });
+  for (let i = 0; i < N; i++) uncached.add(`c${i}`, distinctTopics[i] as string, entry(1, i));
+  report(
+    'tree, cache off: 10k subs, distinct topics, fresh string per call',
+    measure((i) => uncached.match((buffers[i % N] as Buffer).toString('utf8')).clients.length),
+    'includes toString; the cost while subscriptions churn',
+  );
   if (q) report('qlobber: 10k subs, distinct topics', measure((i) => q.match(distinctTopics[i % N] as string).length), 'anchor');
   if (q) {
     report(
@@ -192,7 +206,8 @@ const wildTopics = Array.from({ length: N }, (_, i) => `site/${i % 100}/dev${i}/
     const topic = `site/${i % 100}/dev${i}/temp`;
     store.set(topic, { topic, payload, qos: 1, storedAt: 0 });
   }
-  report('retained: 100k msgs, exact filter', measure((i) => store.match(`site/${i % 100}/dev${i}/temp`, 0).length));
+  const exact = Array.from({ length: 1000 }, (_, i) => `site/${i % 100}/dev${i}/temp`);
+  report('retained: 100k msgs, exact filter', measure((i) => store.match(exact[i % 1000] as string, 0).length));
   report('retained: 100k msgs, site/42/# (1k results)', measure(() => store.match('site/42/#', 0).length));
   report('retained: 100k msgs, +/42/+/temp (1k results)', measure(() => store.match('+/42/+/temp', 0).length));
 }

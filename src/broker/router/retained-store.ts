@@ -155,6 +155,11 @@ export class MemoryRetainedStore implements RetainedStore {
   }
 
   match(filter: string, now: number): RetainedMessage[] {
+    if (filter.indexOf('+') === -1 && filter.indexOf('#') === -1) {
+      // No wildcard: the filter is a topic name.
+      const message = this.get(filter, now);
+      return message === undefined ? [] : [message];
+    }
     const out: RetainedMessage[] = [];
     const expired: string[] = [];
     const levels = filter.split('/');

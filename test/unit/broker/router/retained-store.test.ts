@@ -164,3 +164,13 @@ test('deleting prunes the trie: a later match on the emptied branch finds nothin
   store.set('a/b/c/d', msg('a/b/c/d', '3'));
   assert.deepEqual(topics(store.match('+/+/+/+', 0)), ['a/b/c/d']);
 });
+
+test('a wildcard-free filter is answered by exact lookup, expiry included', () => {
+  const store = new MemoryRetainedStore();
+  store.set('a/b', msg('a/b', 'x', { expiresAt: 10 }));
+  store.set('a/c', msg('a/c', 'y'));
+  assert.deepEqual(topics(store.match('a/b', 9)), ['a/b']);
+  assert.deepEqual(store.match('a/x', 9), []);
+  assert.deepEqual(store.match('a/b', 10), []);
+  assert.equal(store.count, 1);
+});

@@ -352,3 +352,66 @@ test('4.8.2 a client in a group and subscribed directly is reported in both', ()
   assert.equal(tree.add('c1', '$share/g/a/#', entry({ qos: 2 })), false, 'replaces the shared one');
   assert.equal(tree.count, 2);
 });
+
+// ---- the topic -> nodes match cache ----
+
+test('match cache: subscriptions added or removed after a topic was cached are seen', () => {
+  const tree = new SubscriptionTree<string>();
+  tree.add('c1', 'a/+', entry());
+  assert.deepEqual(
+    tree.match('a/b').clients.map((c) => c.clientId),
+    ['c1'],
+  );
+  tree.add('c2', 'a/+', entry({ qos: 2 })); // existing filter node: the cached node list stays valid
+  assert.deepEqual(snapshot(tree.match('a/b')).clients.map((c) => [c.clientId, c.qos]), [
+    ['c1', 0],
+    ['c2', 2],
+  ]);
+  tree.add('c3', 'a/b', entry()); // new filter node: the cache must not hide it
+  tree.add('c4', '$share/g/+/b', entry());
+  const r = snapshot(tree.match('a/b'));
+  assert.deepEqual(
+    r.clients.map((c) => c.clientId),
+    ['c1', 'c2', 'c3'],
+  );
+  assert.deepEqual(r.shared, ['g|+/b']);
+  tree.removeClient('c1');
+  tree.remove('c3', 'a/b'); // node pruned while cached
+  tree.remove('c4', '$share/g/+/b');
+  assert.deepEqual(snapshot(tree.match('a/b')), {
+    clients: [{ clientId: 'c2', owner: 'owner', qos: 2, retainAsPublished: false, ids: [] }],
+    shared: [],
+  });
+  tree.add('c3', 'a/b', entry()); // recreated after pruning
+  assert.deepEqual(
+    snapshot(tree.match('a/b')).clients.map((c) => c.clientId),
+    ['c2', 'c3'],
+  );
+});
+
+test('match cache: No Local is decided per call, not cached', () => {
+  const tree = new SubscriptionTree<string>();
+  tree.add('c1', 'a', entry({ noLocal: true }));
+  assert.equal(tree.match('a', 'c1').clients.length, 0);
+  assert.equal(tree.match('a', 'c2').clients.length, 1);
+  assert.equal(tree.match('a', 'c1').clients.length, 0);
+});
+
+test('match cache: overflowing topics and a disabled cache give the same answers', () => {
+  const small = new SubscriptionTree<string>({ matchCacheSize: 4 });
+  const none = new SubscriptionTree<string>({ matchCacheSize: 0 });
+  for (const tree of [small, none]) {
+    tree.add('c1', 't/+', entry());
+    tree.add('c2', 't/7', entry());
+  }
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 50; i++) {
+      for (const tree of [small, none]) {
+        assert.deepEqual(
+          snapshot(tree.match(`t/${i}`)).clients.map((c) => c.clientId),
+          i === 7 ? ['c1', 'c2'] : ['c1'],
+        );
+      }
+    }
+  }
+});
