@@ -144,7 +144,7 @@ class ClientRecord<O> {
   readonly matched: MatchedClientImpl<O>;
   constructor(
     readonly clientId: string,
-    public owner: O,
+    owner: O,
   ) {
     this.matched = new MatchedClientImpl(clientId, owner);
   }
@@ -195,7 +195,6 @@ class Group<O> implements ShareGroup<O> {
 const alwaysAvailable = (): boolean => true;
 const DEFAULT_CACHE_SIZE = 16_384;
 const CACHE_MAX_TOPIC_LENGTH = 256;
-
 
 /**
  * Topic trie holding every subscription of the broker. All methods are synchronous and never throw.
@@ -259,7 +258,6 @@ export class SubscriptionTree<O = unknown> {
       client = new ClientRecord(clientId, entry.owner);
       this.#clients.set(clientId, client);
     }
-    client.owner = entry.owner;
     client.matched.owner = entry.owner;
     const existing = client.subs.get(filter);
     if (existing !== undefined) {
