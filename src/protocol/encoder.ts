@@ -566,7 +566,8 @@ export function encode(packet: Packet, protocolVersion: ProtocolVersion): Buffer
       break;
     case 'connack':
       buf[0] = 0x20;
-      out[o++] = pk.sessionPresent ? 1 : 0;
+      // MQTT 3.1 has no Session Present flag (the byte is unused).
+      out[o++] = v !== 3 && pk.sessionPresent ? 1 : 0;
       out[o++] = pk.reasonCode;
       if (v === 5) wProps(pk.properties, sProps);
       break;
