@@ -138,10 +138,10 @@ export class Channel implements SessionOwner {
         else this.#close(`${packet.type} before CONNECT`, 'MQTT-3.1.0-1');
         break;
       case 'authenticating':
-        // [MQTT-3.1.4-?] nothing is processed before the CONNECT completes; the connection holds packets back while
-        // a hook runs, so only the AUTH exchange of enhanced authentication reaches this state.
+        // The connection holds packets back while a hook runs, so only the AUTH exchange of enhanced
+        // authentication (MQTT 5.0 section 4.12) can arrive in this state; anything else is a protocol error.
         if (packet.type === 'auth' && this.#authMethod !== undefined) this.#onAuth(packet, now);
-        else this.#protocolError(`${packet.type} during authentication`, 'MQTT-3.1.4-?');
+        else this.#protocolError(`${packet.type} during authentication`, undefined);
         break;
       case 'connected':
         this.#onConnected(packet, now);
@@ -221,11 +221,11 @@ export class Channel implements SessionOwner {
     return this.#end();
   }
 
-  /** No packet arrived within 1.5 times the keep alive [MQTT-3.1.2-24]. */
+  /** No packet arrived within 1.5 times the keep alive [MQTT-3.1.2-22] (3.1.1: [MQTT-3.1.2-24]). */
   handleKeepAliveTimeout(now: number): readonly Action[] {
     this.#begin();
     if (this.state === 'connected') {
-      this.#disconnectWith(ReasonCode.KeepAliveTimeout, 'keep alive timeout', 'MQTT-3.1.2-24');
+      this.#disconnectWith(ReasonCode.KeepAliveTimeout, 'keep alive timeout', 'MQTT-3.1.2-22');
     } else if (this.state !== 'closed') {
       this.#close('connect timeout', undefined, true);
     }
@@ -307,7 +307,7 @@ export class Channel implements SessionOwner {
     }
     const props = p.properties;
     if (v5 && props !== undefined) {
-      // [MQTT-3.1.2-?] Receive Maximum and Maximum Packet Size of 0 are protocol errors.
+      // MQTT 5.0 3.1.2.11.3/3.1.2.11.4: Receive Maximum and Maximum Packet Size of 0 are protocol errors.
       if (props.receiveMaximum === 0 || props.maximumPacketSize === 0) {
         this.#refuse(ReasonCode.ProtocolError, 'Receive Maximum and Maximum Packet Size must not be 0');
         return;
@@ -319,12 +319,13 @@ export class Channel implements SessionOwner {
     }
     let clientId = p.clientId;
     if (clientId.length === 0) {
-      // [MQTT-3.1.3-8] (3.1.1: [MQTT-3.1.3-8]) an empty client id requires Clean Start; 3.1 requires 1-23 chars.
+      // (3.1.1: [MQTT-3.1.3-7] [MQTT-3.1.3-8]) an empty client id requires Clean Session; 3.1 requires 1-23 chars.
+      // v5 may refuse any id it does not accept with 0x85 [MQTT-3.1.3-8].
       if (!p.cleanStart || p.protocolVersion === 3) {
         this.#refuse(ReasonCode.ClientIdentifierNotValid, 'empty client identifier needs clean start');
         return;
       }
-      // [MQTT-3.1.3-6] assign a unique identifier; v5 returns it in CONNACK [MQTT-3.2.2-16].
+      // [MQTT-3.1.3-6] assign a unique identifier; v5 returns it in CONNACK [MQTT-3.1.3-7].
       clientId = `telemq-${core.instanceId}-${(++assignedIdCounter).toString(36)}`;
     } else if (clientId.length > limits.maximumClientIdLength) {
       this.#refuse(ReasonCode.ClientIdentifierNotValid, 'client identifier too long');
@@ -333,7 +334,7 @@ export class Channel implements SessionOwner {
     this.clientId = clientId;
     if (p.will !== undefined) {
       const w = p.will;
-      // [MQTT-3.3.2-?] the will topic must be a valid topic name.
+      // [MQTT-3.1.3-11] the will topic is a topic name: no wildcards (checked by the decoder as well).
       if (!isValidTopicName(w.topic)) {
         this.#refuse(ReasonCode.TopicNameInvalid, 'invalid will topic');
         return;
@@ -386,7 +387,8 @@ export class Channel implements SessionOwner {
     }
     const expected = this.state === 'authenticating' ? ReasonCode.ContinueAuthentication : ReasonCode.ReAuthenticate;
     if (p.reasonCode !== expected && !(this.state === 'connected' && p.reasonCode === ReasonCode.ContinueAuthentication)) {
-      this.#protocolError(`AUTH reason code 0x${p.reasonCode.toString(16)} here`, 'MQTT-4.12.0-?');
+      // [MQTT-4.12.0-3] during authentication the client answers with 0x18; [MQTT-4.12.1-1] re-auth starts with 0x19.
+      this.#protocolError(`AUTH reason code 0x${p.reasonCode.toString(16)} here`, 'MQTT-4.12.0-3');
       return;
     }
     this.#emit({
@@ -437,7 +439,7 @@ export class Channel implements SessionOwner {
     }, now);
     this.#session = session;
     this.state = 'connected';
-    // [MQTT-3.1.2-24] keep alive: the server may lower it (v5 Server Keep Alive [MQTT-3.2.2-21]).
+    // Keep alive: a v5 server may change it with Server Keep Alive, which the client must use [MQTT-3.2.2-21].
     let keepAlive = p.keepAlive;
     let serverKeepAlive: number | undefined;
     if (v5 && limits.maximumKeepAlive > 0 && (keepAlive === 0 || keepAlive > limits.maximumKeepAlive)) {
@@ -453,7 +455,7 @@ export class Channel implements SessionOwner {
     };
     if (v5) {
       const props: Properties = {};
-      if (p.clientId.length === 0) props.assignedClientIdentifier = this.clientId; // [MQTT-3.2.2-16]
+      if (p.clientId.length === 0) props.assignedClientIdentifier = this.clientId; // [MQTT-3.1.3-7]
       if (expiry !== this.#requestedExpiry) props.sessionExpiryInterval = expiry;
       if (limits.receiveMaximum !== 65_535) props.receiveMaximum = limits.receiveMaximum;
       if (limits.maximumQoS < 2) props.maximumQoS = limits.maximumQoS; // [MQTT-3.2.2-9]
@@ -521,8 +523,8 @@ export class Channel implements SessionOwner {
         break;
       case 'auth':
         if (this.protocolVersion !== 5 || this.#authMethod === undefined) {
-          // [MQTT-4.12.0-?] AUTH without an Authentication Method in CONNECT is a protocol error.
-          this.#protocolError('AUTH without enhanced authentication', 'MQTT-4.12.0-?');
+          // [MQTT-4.12.0-7] no AUTH from a client whose CONNECT had no Authentication Method.
+          this.#protocolError('AUTH without enhanced authentication', 'MQTT-4.12.0-7');
         } else {
           this.#onAuth(packet, now);
         }
@@ -554,16 +556,17 @@ export class Channel implements SessionOwner {
     if (v5 && props !== undefined) {
       const alias = props.topicAlias;
       if (alias !== undefined) {
-        // [MQTT-3.3.2-9] [MQTT-3.3.2-10] alias 0 or above our Topic Alias Maximum: 0x94.
+        // [MQTT-3.3.2-8] alias 0, or [MQTT-3.3.2-9] above the Topic Alias Maximum we announced: 0x94.
         if (alias === 0 || alias > limits.topicAliasMaximum) {
-          this.#protocolError(`topic alias ${alias} out of range`, 'MQTT-3.3.2-9', ReasonCode.TopicAliasInvalid);
+          const rule = alias === 0 ? 'MQTT-3.3.2-8' : 'MQTT-3.3.2-9';
+          this.#protocolError(`topic alias ${alias} out of range`, rule, ReasonCode.TopicAliasInvalid);
           return;
         }
         if (topic.length === 0) {
           const known = this.#inAliases.get(alias);
           if (known === undefined) {
-            // [MQTT-3.3.4-?] an alias without a mapping on this connection.
-            this.#protocolError(`topic alias ${alias} not set`, 'MQTT-3.3.2-8');
+            // MQTT 5.0 3.3.2.3.4: an alias without a mapping on this connection is a protocol error.
+            this.#protocolError(`topic alias ${alias} not set`, undefined);
             return;
           }
           topic = known;
@@ -601,13 +604,14 @@ export class Channel implements SessionOwner {
       return;
     }
     if (qos === 2 && session.incomingQoS2.size >= limits.receiveMaximum) {
-      // [MQTT-3.3.4-9]... the client exceeded the Receive Maximum we announced: 0x93.
-      this.#protocolError('receive maximum exceeded', 'MQTT-3.3.4-9', ReasonCode.ReceiveMaximumExceeded);
+      // [MQTT-3.3.4-7] the client exceeded the Receive Maximum we announced: DISCONNECT 0x93.
+      this.#protocolError('receive maximum exceeded', 'MQTT-3.3.4-7', ReasonCode.ReceiveMaximumExceeded);
       return;
     }
     let reasonCode: number = ReasonCode.Success;
     let allowed = true;
-    // [MQTT-4.7.2-1] topics starting with '$' are reserved for the server: clients may not publish to them.
+    // MQTT 5.0 4.7.2: topics starting with '$' are reserved for the server, which SHOULD prevent clients from
+    // using them to exchange messages: such a PUBLISH is acknowledged (v5: 0x87) and dropped.
     if (topic.charCodeAt(0) === 0x24) allowed = false;
     else allowed = core.canPublish(this.clientId, this.username, topic, qos, p.retain);
     if (allowed) {
@@ -631,12 +635,13 @@ export class Channel implements SessionOwner {
     if (commit !== undefined) this.#emit({ type: 'await', promise: commit });
     const code = v5 ? reasonCode : 0;
     if (qos === 1) {
-      // [MQTT-4.3.2-2] PUBACK after taking ownership of the message.
+      // [MQTT-4.3.2-4] PUBACK once we own the message (after the store commit, via the 'await' above).
       this.#emit({ type: 'send', packet: this.#ack('puback', packetId, code) });
     } else if (code >= 0x80) {
       this.#emit({ type: 'send', packet: this.#ack('pubrec', packetId, code) });
     } else {
-      // [MQTT-4.3.3-9] store the packet id until PUBREL so a resend is not delivered twice.
+      // [MQTT-4.3.3-8] PUBREC once we own the message; the id is kept until PUBREL so that a resend is not
+      // delivered twice [MQTT-4.3.3-10].
       session.incomingQoS2.add(packetId);
       this.#persist({ op: 'putIncomingQoS2', clientId: session.clientId, packetId });
       this.#emit({ type: 'send', packet: { type: 'pubrec', packetId } });
@@ -656,7 +661,7 @@ export class Channel implements SessionOwner {
   #onPuback(p: PubackPacket, now: number): void {
     const session = this.#session as Session;
     const o = session.outgoing.get(p.packetId);
-    // [MQTT-4.3.2-?] a PUBACK for an unknown id is ignored.
+    // A PUBACK for an unknown id is ignored.
     if (o === undefined || o.state !== 'publish' || o.delivery.qos !== 1) return;
     session.outgoing.delete(p.packetId);
     this.#persist({ op: 'deleteOutgoing', clientId: session.clientId, packetId: p.packetId });
@@ -673,14 +678,14 @@ export class Channel implements SessionOwner {
       return;
     }
     if ((p.reasonCode ?? 0) >= 0x80) {
-      // [MQTT-4.3.3-?] a PUBREC with an error code ends the exchange: the packet id is free again.
+      // MQTT 5.0 4.3.3: a PUBREC with a reason code >= 0x80 ends the exchange; the packet id is free again.
       session.outgoing.delete(p.packetId);
       this.#persist({ op: 'deleteOutgoing', clientId: session.clientId, packetId: p.packetId });
       this.#drain(session, this.#core.clock.now());
       return;
     }
     if (o.state === 'publish') {
-      // [MQTT-4.3.3-3] after PUBREC the message is released: send PUBREL and keep only the packet id.
+      // [MQTT-4.3.3-3] PUBREL after PUBREC; [MQTT-4.3.3-5] the PUBLISH is never resent after that.
       const next: StoredOutgoing = { packetId: o.packetId, state: 'pubrel', delivery: o.delivery };
       session.outgoing.set(p.packetId, next);
       this.#persist({ op: 'putOutgoing', clientId: session.clientId, outgoing: next });
@@ -712,7 +717,7 @@ export class Channel implements SessionOwner {
     const session = this.#session as Session;
     const v5 = this.protocolVersion === 5;
     const subId = v5 ? p.properties?.subscriptionIdentifiers?.[0] : undefined;
-    // [MQTT-3.2.2-?] Subscription Identifiers when we announced they are unavailable: DISCONNECT 0xA1.
+    // MQTT 5.0 3.2.2.3.12: Subscription Identifiers when we announced they are unavailable: DISCONNECT 0xA1.
     if (subId !== undefined && !limits.subscriptionIdentifierAvailable) {
       this.#protocolError('subscription identifiers not supported', undefined, ReasonCode.SubscriptionIdentifiersNotSupported);
       return;
@@ -724,14 +729,19 @@ export class Channel implements SessionOwner {
       const filter = s.topicFilter;
       const share = parseSharedSubscription(filter);
       const matchFilter = share === undefined ? filter : 'error' in share ? undefined : share.filter;
-      // [MQTT-4.7.1-?] [MQTT-4.8.2-1] [MQTT-4.8.2-2] an invalid filter or share name gets 0x8F (v3: 0x80).
+      // [MQTT-4.7.1-1] [MQTT-4.7.1-2] [MQTT-4.8.2-1] [MQTT-4.8.2-2] an invalid filter or share name: 0x8F (v3 0x80).
       if (matchFilter === undefined || !isValidTopicFilter(filter)) {
         codes.push(fail(ReasonCode.TopicFilterInvalid));
         continue;
       }
       if (share !== undefined) {
         if (!limits.sharedSubscriptionAvailable) {
-          codes.push(fail(ReasonCode.SharedSubscriptionsNotSupported));
+          // MQTT 5.0 3.2.2.3.15: announced as unavailable, so a v5 client using it gets DISCONNECT 0x9E.
+          if (v5) {
+            this.#protocolError('shared subscriptions not supported', undefined, ReasonCode.SharedSubscriptionsNotSupported);
+            return;
+          }
+          codes.push(SubackFailure);
           continue;
         }
         // [MQTT-3.8.3-4] No Local on a shared subscription is a protocol error.
@@ -741,14 +751,19 @@ export class Channel implements SessionOwner {
         }
       }
       if (!limits.wildcardSubscriptionAvailable && (matchFilter.includes('+') || matchFilter.includes('#'))) {
-        codes.push(fail(ReasonCode.WildcardSubscriptionsNotSupported));
+        // MQTT 5.0 3.2.2.3.13: announced as unavailable, so a v5 client using one gets DISCONNECT 0xA2.
+        if (v5) {
+          this.#protocolError('wildcard subscriptions not supported', undefined, ReasonCode.WildcardSubscriptionsNotSupported);
+          return;
+        }
+        codes.push(SubackFailure);
         continue;
       }
       if (!core.canSubscribe(this.clientId, this.username, filter, s.qos)) {
         codes.push(fail(ReasonCode.NotAuthorized));
         continue;
       }
-      // [MQTT-3.8.4-?] granted QoS is the requested one capped by the server maximum.
+      // MQTT 5.0 3.8.4: the granted QoS may be lower than requested: capped by our Maximum QoS.
       const qos = Math.min(s.qos, limits.maximumQoS) as QoS;
       const subscription: StoredSubscription = {
         topicFilter: filter,
@@ -770,7 +785,7 @@ export class Channel implements SessionOwner {
     }
     const commit = core.takePending();
     if (commit !== undefined) this.#emit({ type: 'await', promise: commit });
-    // [MQTT-3.8.4-1] SUBACK with the same packet id; [MQTT-3.8.4-6] one code per filter, in order.
+    // [MQTT-3.8.4-1] [MQTT-3.8.4-2] SUBACK with the same packet id; [MQTT-3.9.3-1] one code per filter, in order.
     this.#emit({ type: 'send', packet: { type: 'suback', packetId: p.packetId, reasonCodes: codes } });
     if (!limits.retainAvailable) return;
     for (const r of retainedToSend) {
@@ -778,7 +793,7 @@ export class Channel implements SessionOwner {
         const message: StoredMessage = { topic: m.topic, payload: m.payload, qos: m.qos, retain: true, origin: '' };
         if (m.properties !== undefined) message.properties = m.properties;
         if (m.expiresAt !== undefined) message.expiresAt = m.expiresAt;
-        // [MQTT-3.3.1-8] (3.1.1: [MQTT-3.3.1-8]) retained messages sent on subscribe have RETAIN=1.
+        // (3.1.1: [MQTT-3.3.1-8]; MQTT 5.0 3.3.1.3) retained messages sent because of a subscription have RETAIN=1.
         const delivery: StoredDelivery = { message, qos: Math.min(m.qos, r.qos) as QoS, retain: true };
         if (r.subscription.subscriptionIdentifier !== undefined) {
           delivery.subscriptionIdentifiers = [r.subscription.subscriptionIdentifier];
@@ -811,9 +826,9 @@ export class Channel implements SessionOwner {
     const code = p.reasonCode ?? 0;
     const expiry = p.properties?.sessionExpiryInterval;
     if (expiry !== undefined) {
-      // [MQTT-3.14.2-2] a Session Expiry Interval of 0 at CONNECT may not be raised at DISCONNECT.
+      // MQTT 5.0 3.14.2.2.2: a Session Expiry Interval of 0 at CONNECT may not be raised at DISCONNECT.
       if (this.#requestedExpiry === 0 && expiry !== 0) {
-        this.#protocolError('session expiry raised from 0 at DISCONNECT', 'MQTT-3.14.2-2');
+        this.#protocolError('session expiry raised from 0 at DISCONNECT', undefined);
         return;
       }
       session.expiryInterval = Math.min(expiry, this.#core.limits.maximumSessionExpiryInterval);
@@ -828,7 +843,7 @@ export class Channel implements SessionOwner {
   // ---------------------------------------------------------------------------------------------------------------
   // Sending messages
 
-  /** Sends a QoS 1/2 delivery under a new packet id. */
+  /** Sends a QoS 1/2 delivery under a new packet id [MQTT-4.3.2-1]. */
   #sendInflight(session: Session, delivery: StoredDelivery, now: number): void {
     const packetId = session.allocatePacketId();
     if (packetId === undefined) {
@@ -890,7 +905,8 @@ export class Channel implements SessionOwner {
     }
     const max = this.#clientMaximumPacketSize;
     if (max !== undefined && this.#core.encodedLength(packet, this.protocolVersion) > max) {
-      // [MQTT-3.1.2-25] never send a packet larger than the client's Maximum Packet Size: discard it.
+      // [MQTT-3.1.2-24] never send a packet larger than the client's Maximum Packet Size; [MQTT-3.1.2-25] discard
+      // it and behave as if it had been sent.
       this.#core.stats.messagesDropped++;
       return false;
     }
@@ -974,11 +990,11 @@ export class Channel implements SessionOwner {
   }
 }
 
-/** v5 PUBLISH properties forwarded unchanged [MQTT-3.3.2-?]; undefined when there are none. */
+/** v5 PUBLISH properties forwarded unchanged; undefined when there are none. */
 function forwardedProperties(p: Properties): Properties | undefined {
   let out: Properties | undefined;
-  // Payload Format Indicator [MQTT-3.3.2-4], Content Type, Response Topic, Correlation Data, User Properties
-  // [MQTT-3.3.2-17] [MQTT-3.3.2-18] are passed through unaltered.
+  // Payload Format Indicator [MQTT-3.3.2-4], Content Type [MQTT-3.3.2-20], Response Topic [MQTT-3.3.2-15],
+  // Correlation Data [MQTT-3.3.2-16], User Properties in order [MQTT-3.3.2-17] [MQTT-3.3.2-18]: unaltered.
   if (p.payloadFormatIndicator !== undefined) (out ??= {}).payloadFormatIndicator = p.payloadFormatIndicator;
   if (p.contentType !== undefined) (out ??= {}).contentType = p.contentType;
   if (p.responseTopic !== undefined) (out ??= {}).responseTopic = p.responseTopic;

@@ -343,7 +343,15 @@ export class Connection {
         return;
       }
     }
-    const bytes = message !== undefined && packet.type === 'publish' ? encodePublish(packet, message, version) : encode(packet, version);
+    let bytes: Buffer;
+    try {
+      bytes = message !== undefined && packet.type === 'publish' ? encodePublish(packet, message, version) : encode(packet, version);
+    } catch (err) {
+      // The channel only builds valid packets; if one still cannot be encoded, lose this connection, not the process.
+      this.#logger.error({ err, clientId: this.channel.clientId, packet: packet.type }, 'cannot encode packet');
+      this.#startClose('internal error', false);
+      return;
+    }
     if (packet.type === 'connack') this.#logConnack(packet.reasonCode, packet.sessionPresent);
     this.#out.push(bytes);
     this.#outBytes += bytes.length;
