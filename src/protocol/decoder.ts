@@ -78,9 +78,11 @@ function vbi(): number {
   }
 }
 
-function utf8Error(): MalformedPacketError {
-  // [MQTT-1.5.4-1] well-formed, no surrogates; [MQTT-1.5.4-2] no U+0000.
-  return new MalformedPacketError('string is not well-formed UTF-8 or contains U+0000', 'MQTT-1.5.4-1');
+function utf8Error(s: number, e: number): MalformedPacketError {
+  // [MQTT-1.5.4-2] no U+0000.
+  if (b.subarray(s, e).includes(0)) return new MalformedPacketError('string contains U+0000', 'MQTT-1.5.4-2');
+  // [MQTT-1.5.4-1] well-formed UTF-8, no surrogates.
+  return new MalformedPacketError('string is not well-formed UTF-8', 'MQTT-1.5.4-1');
 }
 
 function str(): string {
@@ -91,7 +93,7 @@ function str(): string {
   for (let i = s; i < e; i++) {
     const c = b[i]!;
     if (c >= 0x80 || c === 0) {
-      if (!isWellFormedMqttUtf8(b, s, e)) throw utf8Error();
+      if (!isWellFormedMqttUtf8(b, s, e)) throw utf8Error(s, e);
       p = e;
       // utf8Slice keeps a leading U+FEFF [MQTT-1.5.4-3].
       return b.utf8Slice(s, e);
@@ -114,7 +116,7 @@ function topicStr(): string {
     if (c === 0x23 || c === 0x2b) {
       w = true;
     } else if (c >= 0x80 || c === 0) {
-      if (!isWellFormedMqttUtf8(b, s, e)) throw utf8Error();
+      if (!isWellFormedMqttUtf8(b, s, e)) throw utf8Error(s, e);
       for (let j = i; j < e; j++) if (b[j] === 0x23 || b[j] === 0x2b) w = true;
       wild = w;
       p = e;
@@ -190,7 +192,7 @@ function properties(mask: number, where: string): Properties | undefined {
     if (def.min !== undefined && ((value as number) < def.min || (value as number) > def.max!)) {
       const msg = `property ${def.name} value ${String(value)} is out of range`;
       // Section 3.3.2.3.4: Topic Alias 0 -> 0x94; other range violations are Protocol Errors.
-      throw def.rangeError === 'topicAlias' ? new TopicAliasInvalidError(msg) : new ProtocolError(msg);
+      throw def.rangeError === 'topicAlias' ? new TopicAliasInvalidError(msg, def.rangeRule) : new ProtocolError(msg, def.rangeRule);
     }
     if (def.repeatable) {
       const list = out[def.name] as unknown[] | undefined;
@@ -548,9 +550,9 @@ export class Decoder {
     return this.#buffered;
   }
 
-  /** Appends bytes. The decoder keeps a reference: the chunk must not be modified afterwards. */
+  /** Appends bytes (dropped once the decoder has failed). The decoder keeps a reference: do not modify the chunk afterwards. */
   push(chunk: Buffer): void {
-    if (chunk.length === 0) return;
+    if (chunk.length === 0 || this.#error !== undefined) return;
     this.#chunks.push(chunk);
     this.#buffered += chunk.length;
   }

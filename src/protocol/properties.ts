@@ -34,6 +34,8 @@ export interface PropertyDefinition {
   readonly min?: number;
   readonly max?: number;
   readonly rangeError?: PropertyRangeError;
+  /** Normative rule broken by an out-of-range value, when the spec numbers one. */
+  readonly rangeRule?: string;
   /** Bit set of {@link contextMask} values, derived from allowedIn. */
   readonly mask: number;
 }
@@ -92,7 +94,7 @@ const ROWS: readonly Row[] = [
   { id: 0x21, name: 'receiveMaximum', type: TwoByteInteger, allowedIn: ['connect', 'connack'], repeatable: false, min: 1, max: U16, rangeError: 'protocol' },
   { id: 0x22, name: 'topicAliasMaximum', type: TwoByteInteger, allowedIn: ['connect', 'connack'], repeatable: false },
   // Topic Alias 0 is reported with 0x94 (section 3.3.2.3.4).
-  { id: 0x23, name: 'topicAlias', type: TwoByteInteger, allowedIn: ['publish'], repeatable: false, min: 1, max: U16, rangeError: 'topicAlias' },
+  { id: 0x23, name: 'topicAlias', type: TwoByteInteger, allowedIn: ['publish'], repeatable: false, min: 1, max: U16, rangeError: 'topicAlias', rangeRule: 'MQTT-3.3.2-8' },
   { id: 0x24, name: 'maximumQoS', type: Byte, allowedIn: ['connack'], repeatable: false, min: 0, max: 1, rangeError: 'protocol' },
   { id: 0x25, name: 'retainAvailable', type: Byte, allowedIn: ['connack'], repeatable: false, min: 0, max: 1, rangeError: 'protocol' },
   { id: 0x26, name: 'userProperties', type: Utf8StringPair, allowedIn: ['connect', 'connack', 'publish', 'will', ...ACKS, 'subscribe', 'suback', 'unsubscribe', 'unsuback', 'disconnect', 'auth'], repeatable: true },
