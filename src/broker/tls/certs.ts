@@ -68,10 +68,10 @@ function serialNumber(): string {
   return b.toString('hex');
 }
 
-function validity(days: number): { notBefore: Date; notAfter: Date } {
+function validity(days: number, notBefore: Date | undefined): { notBefore: Date; notAfter: Date } {
   if (!Number.isInteger(days) || days < 1 || days > 36_500) throw new RangeError(`days must be 1 to 36500, got ${days}`);
-  const now = Date.now();
-  return { notBefore: new Date(now - BACKDATE_MS), notAfter: new Date(now + days * DAY_MS) };
+  const start = notBefore?.getTime() ?? Date.now() - BACKDATE_MS;
+  return { notBefore: new Date(start), notAfter: new Date(start + BACKDATE_MS + days * DAY_MS) };
 }
 
 /** A distinguished name with one CN (and optionally O), built as data so a name with ',' or '=' stays one value. */
@@ -85,6 +85,8 @@ function dn(commonName: string, organization?: string): x509.JsonName {
 export interface CaOptions extends KeyOptions {
   commonName?: string;
   days?: number;
+  /** Start of validity; default one hour ago. */
+  notBefore?: Date;
 }
 
 /** Creates a self-signed CA that may sign leaf certificates only (path length 0). */
@@ -93,7 +95,7 @@ export async function createCa(opts: CaOptions = {}): Promise<CertificateAndKey>
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serialNumber(),
     name: dn(opts.commonName ?? 'telemq CA', 'telemq'),
-    ...validity(opts.days ?? DEFAULT_CA_DAYS),
+    ...validity(opts.days ?? DEFAULT_CA_DAYS, opts.notBefore),
     keys,
     signingAlgorithm: signingAlgorithm(keys.privateKey.algorithm),
     extensions: [
@@ -136,6 +138,8 @@ async function loadCa(ca: CertificateAndKey): Promise<LoadedCa> {
 
 interface LeafOptions extends KeyOptions {
   days?: number;
+  /** Start of validity; default one hour ago (a date in the past makes expired certificates for tests). */
+  notBefore?: Date;
 }
 
 async function createLeaf(
@@ -162,7 +166,7 @@ async function createLeaf(
     serialNumber: serialNumber(),
     subject: dn(commonName),
     issuer: issuer.cert.subjectName,
-    ...validity(opts.days ?? DEFAULT_LEAF_DAYS),
+    ...validity(opts.days ?? DEFAULT_LEAF_DAYS, opts.notBefore),
     publicKey: keys.publicKey,
     signingKey: issuer.key,
     signingAlgorithm: signingAlgorithm(issuer.key.algorithm),
