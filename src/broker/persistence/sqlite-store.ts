@@ -1,0 +1,555 @@
+/**
+ * Durable storage on SQLite (better-sqlite3, WAL mode). {@link SqliteDatabase} owns the connection and the write
+ * path: writes are queued as prepared-statement calls and committed together (group commit); each write's promise
+ * settles when the transaction holding it committed, so the broker's acks wait for exactly that commit.
+ * {@link SqliteStore} is the broker's {@link Store} on top of it.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type BetterSqlite3 from 'better-sqlite3';
+import type { Properties, ProtocolVersion, QoS, RetainHandling } from '../../protocol/index.js';
+import { silentLogger, type Logger } from '../../shared/logger.js';
+import { migrate, StorageError } from './schema.js';
+import type {
+  PersistedSession,
+  SessionRecord,
+  Store,
+  StoredDelivery,
+  StoredMessage,
+  StoredOutgoing,
+  StoredSubscription,
+} from './store.js';
+
+/**
+ * - `sync`: every commit is fsynced (synchronous=FULL): an acknowledged message survives a power loss.
+ * - `batch`: commits reach the OS but are fsynced only at checkpoints (synchronous=NORMAL): an acknowledged
+ *   message survives a crash of the broker process (kill -9), not a power loss.
+ * - `none`: writes are committed in the background and acks do not wait: the last moments before a crash are lost.
+ */
+export type Durability = 'none' | 'batch' | 'sync';
+
+export interface SqliteOptions {
+  /** Database file; its folder is created when missing. */
+  path: string;
+  durability?: Durability;
+  /**
+   * How long a batch collects writes before it is committed. 0 (default for batch/sync): at the end of the current
+   * event-loop turn, so everything that arrived in one turn shares a commit. Default for `none`: 20 ms.
+   */
+  batchIntervalMs?: number;
+  /** A batch this large is committed at the end of the turn even when batchIntervalMs has not passed. */
+  maxBatchOps?: number;
+  /** Period of the background purge of expired sessions, queued messages and retained messages (ms). */
+  cleanupIntervalMs?: number;
+  logger?: Logger;
+  /** Wall clock for expiry (tests). */
+  now?: () => number;
+}
+
+type Op = () => void;
+
+const NEVER = 0xffff_ffff;
+
+/** A settled-later promise for one batch; a rejection nobody waits for is only logged, never unhandled. */
+class Batch {
+  readonly promise: Promise<void>;
+  resolve!: () => void;
+  reject!: (err: unknown) => void;
+  constructor() {
+    this.promise = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    this.promise.catch(() => {});
+  }
+}
+
+/** Opens (and migrates) the database file; throws StorageError with a clear message when it cannot be used. */
+function openFile(path: string, durability: Durability): BetterSqlite3.Database {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  let db: BetterSqlite3.Database;
+  try {
+    db = new Database(path, { timeout: 0 });
+  } catch (err) {
+    throw new StorageError('TELEMQ_ERR_STORAGE_OPEN', `storage ${path}: cannot open: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  try {
+    // EXCLUSIVE before WAL: no shared-memory index, and the lock taken below keeps a second broker off the file.
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${durability === 'sync' ? 'FULL' : 'NORMAL'}`);
+    // Take the write lock now: a second process fails here, not at its first publish.
+    db.exec('BEGIN IMMEDIATE; COMMIT');
+    migrate(db, path);
+  } catch (err) {
+    db.close();
+    if (err instanceof StorageError) throw err;
+    const code = (err as { code?: string }).code ?? '';
+    if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) {
+      throw new StorageError(
+        'TELEMQ_ERR_STORAGE_CORRUPT',
+        `storage ${path}: not a SQLite database or corrupt (${code}); it was left untouched: ` +
+          'restore a backup or move the file away to start empty',
+        { cause: err },
+      );
+    }
+    if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
+      throw new StorageError('TELEMQ_ERR_STORAGE_BUSY', `storage ${path}: in use by another process (${code})`, {
+        cause: err,
+      });
+    }
+    throw new StorageError('TELEMQ_ERR_STORAGE_OPEN', `storage ${path}: cannot open: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  return db;
+}
+
+/** Buffers inside properties (Correlation Data, ...) become {"$b": base64}; everything else is plain JSON. */
+export function encodeProperties(p: Properties | undefined): string | null {
+  if (p === undefined) return null;
+  return JSON.stringify(p, function (this: Record<string, unknown>, key, value: unknown) {
+    // JSON.stringify has already called Buffer#toJSON: read the original from the holder.
+    const original = key === '' ? value : this[key];
+    return Buffer.isBuffer(original) ? { $b: original.toString('base64') } : value;
+  });
+}
+
+export function decodeProperties(s: string | null): Properties | undefined {
+  if (s === null) return undefined;
+  return JSON.parse(s, (_key, value: unknown) => {
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+      const b = (value as { $b?: unknown }).$b;
+      if (typeof b === 'string' && Object.keys(value).length === 1) return Buffer.from(b, 'base64');
+    }
+    return value;
+  }) as Properties;
+}
+
+/** The database connection with its group-commit write path, shared by SqliteStore and SqliteRetainedStore. */
+export class SqliteDatabase {
+  readonly db: BetterSqlite3.Database;
+  readonly path: string;
+  readonly durability: Durability;
+  readonly logger: Logger;
+  readonly now: () => number;
+  readonly #batchIntervalMs: number;
+  readonly #maxBatchOps: number;
+  readonly #commit: (ops: Op[]) => void;
+  #ops: Op[] = [];
+  #batch: Batch | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #immediate: ReturnType<typeof setImmediate> | undefined;
+  #cleanupTimer: ReturnType<typeof setInterval> | undefined;
+  #cleanups: Array<(now: number) => void> = [];
+  #closed = false;
+
+  constructor(options: SqliteOptions) {
+    this.path = options.path;
+    this.durability = options.durability ?? 'batch';
+    this.logger = options.logger ?? silentLogger;
+    this.now = options.now ?? Date.now;
+    this.#batchIntervalMs = options.batchIntervalMs ?? (this.durability === 'none' ? 20 : 0);
+    this.#maxBatchOps = options.maxBatchOps ?? 10_000;
+    this.db = openFile(options.path, this.durability);
+    this.#commit = this.db.transaction((ops: Op[]) => {
+      for (let i = 0; i < ops.length; i++) (ops[i] as Op)();
+    });
+    const every = options.cleanupIntervalMs ?? 60_000;
+    if (every > 0) {
+      this.#cleanupTimer = setInterval(() => this.cleanup(), every);
+      this.#cleanupTimer.unref();
+    }
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Queues one write. batch/sync: returns the promise of the transaction that will hold it (shared by the whole
+   * batch). none: returns undefined; the write is committed in the background.
+   * Never commits synchronously: the writes made while handling one packet land in the same transaction.
+   */
+  write(op: Op): Promise<void> | undefined {
+    if (this.#closed) throw new StorageError('TELEMQ_ERR_STORAGE_CLOSED', `storage ${this.path}: closed`);
+    this.#ops.push(op);
+    if (this.durability === 'none') {
+      this.#schedule();
+      return undefined;
+    }
+    let batch = this.#batch;
+    if (batch === undefined) batch = this.#batch = new Batch();
+    this.#schedule();
+    return batch.promise;
+  }
+
+  /**
+   * Commits `op` before returning (batch/sync), in its own transaction: for writers whose interface is synchronous
+   * (the retained store) and whose caller's ack must not precede the commit. `none`: queued like write().
+   */
+  writeNow(op: Op): void {
+    if (this.#closed) throw new StorageError('TELEMQ_ERR_STORAGE_CLOSED', `storage ${this.path}: closed`);
+    if (this.durability === 'none') {
+      this.#ops.push(op);
+      this.#schedule();
+      return;
+    }
+    this.#commit([op]);
+  }
+
+  #schedule(): void {
+    if (this.#immediate !== undefined) return;
+    if (this.#batchIntervalMs === 0 || this.#ops.length >= this.#maxBatchOps) {
+      this.#immediate = setImmediate(this.#flush);
+      return;
+    }
+    if (this.#timer === undefined) this.#timer = setTimeout(this.#flush, this.#batchIntervalMs);
+  }
+
+  readonly #flush = (): void => {
+    this.flush();
+  };
+
+  /** Commits everything queued now; the batch's promise settles with the result. */
+  flush(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#immediate !== undefined) clearImmediate(this.#immediate);
+    this.#timer = undefined;
+    this.#immediate = undefined;
+    const ops = this.#ops;
+    const batch = this.#batch;
+    this.#ops = [];
+    this.#batch = undefined;
+    if (ops.length === 0) {
+      batch?.resolve();
+      return;
+    }
+    try {
+      this.#commit(ops);
+    } catch (err) {
+      this.logger.error({ err, path: this.path, writes: ops.length }, 'storage commit failed');
+      batch?.reject(err);
+      return;
+    }
+    batch?.resolve();
+  }
+
+  /** Registers a purge of expired rows, run every cleanupIntervalMs. */
+  onCleanup(fn: (now: number) => void): void {
+    this.#cleanups.push(fn);
+  }
+
+  /** Runs the purges now (through the write queue, so they stay ordered with other writes). */
+  cleanup(): void {
+    if (this.#closed) return;
+    const now = this.now();
+    for (const fn of this.#cleanups) this.write(() => fn(now));
+  }
+
+  /** Commits what is queued and closes the file. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.flush();
+    this.#closed = true;
+    if (this.#cleanupTimer !== undefined) clearInterval(this.#cleanupTimer);
+    this.db.close();
+  }
+}
+
+type DeliveryRow = [
+  topic: string,
+  payload: Buffer,
+  msgQos: number,
+  msgRetain: number,
+  origin: string,
+  expiresAt: number | null,
+  properties: string | null,
+  qos: number,
+  retain: number,
+  subIds: string | null,
+  shareFilter: string | null,
+];
+
+interface DeliveryColumns {
+  topic: string;
+  payload: Buffer;
+  msg_qos: number;
+  msg_retain: number;
+  origin: string;
+  expires_at: number | null;
+  properties: string | null;
+  qos: number;
+  retain: number;
+  sub_ids: string | null;
+  share_filter: string | null;
+}
+
+function deliveryRow(d: StoredDelivery): DeliveryRow {
+  const m = d.message;
+  return [
+    m.topic,
+    m.payload,
+    m.qos,
+    m.retain ? 1 : 0,
+    m.origin,
+    m.expiresAt ?? null,
+    encodeProperties(m.properties),
+    d.qos,
+    d.retain ? 1 : 0,
+    d.subscriptionIdentifiers === undefined ? null : d.subscriptionIdentifiers.join(','),
+    d.shareFilter ?? null,
+  ];
+}
+
+function rowDelivery(r: DeliveryColumns): StoredDelivery {
+  const message: StoredMessage = {
+    topic: r.topic,
+    payload: r.payload,
+    qos: r.msg_qos as QoS,
+    retain: r.msg_retain === 1,
+    origin: r.origin,
+  };
+  const props = decodeProperties(r.properties);
+  if (props !== undefined) message.properties = props;
+  if (r.expires_at !== null) message.expiresAt = r.expires_at;
+  const d: StoredDelivery = { message, qos: r.qos as QoS, retain: r.retain === 1 };
+  if (r.sub_ids !== null) d.subscriptionIdentifiers = r.sub_ids.split(',').map(Number);
+  if (r.share_filter !== null) d.shareFilter = r.share_filter;
+  return d;
+}
+
+const DELIVERY_COLS =
+  'topic, payload, msg_qos, msg_retain, origin, expires_at, properties, qos, retain, sub_ids, share_filter';
+const EXISTS = 'WHERE EXISTS (SELECT 1 FROM sessions WHERE client_id = ?)';
+
+/**
+ * The broker's {@link Store} on SQLite. Writes for a session that does not exist are ignored (as in MemoryStore).
+ * Methods return the commit promise (batch/sync) or undefined (none).
+ */
+export class SqliteStore implements Store {
+  readonly database: SqliteDatabase;
+  readonly #s: ReturnType<typeof prepare>;
+  #nextOrd: number;
+
+  constructor(database: SqliteDatabase) {
+    this.database = database;
+    this.#s = prepare(database.db);
+    const max = database.db.prepare('SELECT max(ord) AS m FROM outgoing').get() as { m: number | null };
+    this.#nextOrd = (max.m ?? 0) + 1;
+    database.onCleanup((now) => {
+      // Sessions whose broker timer should long have ended them: a minute of slack keeps this from racing the
+      // broker's own expiry (which may resume the session at the last moment).
+      for (const r of this.#s.expiredSessions.all(now - 60_000) as Array<{ client_id: string }>) {
+        this.#deleteSessionNow(r.client_id);
+      }
+      // [MQTT-3.3.2-5] expired queued messages are never delivered; in-flight ones must be completed.
+      this.#s.purgeQueue.run(now);
+    });
+  }
+
+  /** Opens the file at options.path (see SqliteOptions) and returns a store owning it. */
+  static open(options: SqliteOptions): SqliteStore {
+    return new SqliteStore(new SqliteDatabase(options));
+  }
+
+  loadSessions(): PersistedSession[] {
+    const s = this.#s;
+    const now = this.database.now();
+    const sessions = new Map<string, PersistedSession>();
+    const expired: string[] = [];
+    try {
+      for (const r of s.allSessions.all() as Array<{
+        client_id: string;
+        protocol_version: number;
+        expiry_interval: number;
+        disconnected_at: number | null;
+        expires_at: number | null;
+      }>) {
+        if (r.expires_at !== null && r.expires_at <= now) {
+          expired.push(r.client_id);
+          continue;
+        }
+        const record: SessionRecord = {
+          clientId: r.client_id,
+          protocolVersion: r.protocol_version as ProtocolVersion,
+          sessionExpiryInterval: r.expiry_interval,
+        };
+        if (r.disconnected_at !== null) record.disconnectedAt = r.disconnected_at;
+        sessions.set(r.client_id, { record, subscriptions: [], queue: [], outgoing: [], incomingQoS2: [] });
+      }
+      for (const r of s.allSubscriptions.all() as Array<{
+        client_id: string;
+        topic_filter: string;
+        qos: number;
+        no_local: number;
+        retain_as_published: number;
+        retain_handling: number;
+        subscription_id: number | null;
+      }>) {
+        const sub: StoredSubscription = {
+          topicFilter: r.topic_filter,
+          qos: r.qos as QoS,
+          noLocal: r.no_local === 1,
+          retainAsPublished: r.retain_as_published === 1,
+          retainHandling: r.retain_handling as RetainHandling,
+        };
+        if (r.subscription_id !== null) sub.subscriptionIdentifier = r.subscription_id;
+        sessions.get(r.client_id)?.subscriptions.push(sub);
+      }
+      for (const r of s.allQueue.all() as Array<DeliveryColumns & { client_id: string; seq: number }>) {
+        // [MQTT-3.3.2-5] a message that expired while stored is not delivered.
+        if (r.expires_at !== null && r.expires_at <= now) continue;
+        sessions.get(r.client_id)?.queue.push({ seq: r.seq, delivery: rowDelivery(r) });
+      }
+      for (const r of s.allOutgoing.all() as Array<
+        DeliveryColumns & { client_id: string; packet_id: number; state: number }
+      >) {
+        sessions.get(r.client_id)?.outgoing.push({
+          packetId: r.packet_id,
+          state: r.state === 1 ? 'pubrel' : 'publish',
+          delivery: rowDelivery(r),
+        });
+      }
+      for (const r of s.allIncoming.raw().all() as Array<[string, number]>) {
+        sessions.get(r[0])?.incomingQoS2.push(r[1]);
+      }
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      throw new StorageError(
+        'TELEMQ_ERR_STORAGE_CORRUPT',
+        `storage ${this.database.path}: cannot read stored sessions (${code || (err as Error).message}); ` +
+          'the database was left untouched',
+        { cause: err },
+      );
+    }
+    for (const id of expired) this.database.write(() => this.#deleteSessionNow(id));
+    return [...sessions.values()];
+  }
+
+  putSession(record: SessionRecord): Promise<void> | undefined {
+    const d = record.disconnectedAt;
+    const expiresAt = d === undefined || record.sessionExpiryInterval === NEVER ? null : d + record.sessionExpiryInterval * 1000;
+    const args = [record.clientId, record.protocolVersion, record.sessionExpiryInterval, d ?? null, expiresAt] as const;
+    return this.database.write(() => this.#s.putSession.run(...args));
+  }
+
+  deleteSession(clientId: string): Promise<void> | undefined {
+    return this.database.write(() => this.#deleteSessionNow(clientId));
+  }
+
+  #deleteSessionNow(clientId: string): void {
+    const s = this.#s;
+    s.delSessionSubs.run(clientId);
+    s.delSessionQueue.run(clientId);
+    s.delSessionOutgoing.run(clientId);
+    s.delSessionIncoming.run(clientId);
+    s.delSession.run(clientId);
+  }
+
+  putSubscription(clientId: string, sub: StoredSubscription): Promise<void> | undefined {
+    const args = [
+      clientId,
+      sub.topicFilter,
+      sub.qos,
+      sub.noLocal ? 1 : 0,
+      sub.retainAsPublished ? 1 : 0,
+      sub.retainHandling,
+      sub.subscriptionIdentifier ?? null,
+      clientId,
+    ] as const;
+    return this.database.write(() => this.#s.putSubscription.run(...args));
+  }
+
+  deleteSubscription(clientId: string, topicFilter: string): Promise<void> | undefined {
+    return this.database.write(() => this.#s.delSubscription.run(clientId, topicFilter));
+  }
+
+  enqueue(clientId: string, seq: number, delivery: StoredDelivery): Promise<void> | undefined {
+    const row = deliveryRow(delivery);
+    return this.database.write(() => this.#s.enqueue.run(clientId, seq, ...row, clientId));
+  }
+
+  dequeue(clientId: string, seq: number): Promise<void> | undefined {
+    return this.database.write(() => this.#s.dequeue.run(clientId, seq));
+  }
+
+  putOutgoing(clientId: string, outgoing: StoredOutgoing): Promise<void> | undefined {
+    const row = deliveryRow(outgoing.delivery);
+    const state = outgoing.state === 'pubrel' ? 1 : 0;
+    const packetId = outgoing.packetId;
+    return this.database.write(() => {
+      // The ord is spent even when the row exists (the upsert keeps the old one): only its order matters.
+      this.#s.putOutgoing.run(clientId, packetId, this.#nextOrd++, state, ...row, clientId);
+    });
+  }
+
+  deleteOutgoing(clientId: string, packetId: number): Promise<void> | undefined {
+    return this.database.write(() => this.#s.delOutgoing.run(clientId, packetId));
+  }
+
+  putIncomingQoS2(clientId: string, packetId: number): Promise<void> | undefined {
+    return this.database.write(() => this.#s.putIncoming.run(clientId, packetId, clientId));
+  }
+
+  deleteIncomingQoS2(clientId: string, packetId: number): Promise<void> | undefined {
+    return this.database.write(() => this.#s.delIncoming.run(clientId, packetId));
+  }
+
+  /** Commits pending writes and closes the database (the retained store shares it). */
+  close(): void {
+    this.database.close();
+  }
+}
+
+function prepare(db: BetterSqlite3.Database) {
+  return {
+    allSessions: db.prepare('SELECT * FROM sessions'),
+    allSubscriptions: db.prepare('SELECT * FROM subscriptions'),
+    allQueue: db.prepare('SELECT * FROM queue ORDER BY client_id, seq'),
+    allOutgoing: db.prepare('SELECT * FROM outgoing ORDER BY ord'),
+    allIncoming: db.prepare('SELECT client_id, packet_id FROM incoming_qos2'),
+    expiredSessions: db.prepare('SELECT client_id FROM sessions WHERE expires_at IS NOT NULL AND expires_at <= ?'),
+    purgeQueue: db.prepare('DELETE FROM queue WHERE expires_at IS NOT NULL AND expires_at <= ?'),
+    putSession: db.prepare(
+      `INSERT INTO sessions (client_id, protocol_version, expiry_interval, disconnected_at, expires_at)
+       VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (client_id) DO UPDATE SET protocol_version = excluded.protocol_version,
+         expiry_interval = excluded.expiry_interval, disconnected_at = excluded.disconnected_at,
+         expires_at = excluded.expires_at`,
+    ),
+    delSession: db.prepare('DELETE FROM sessions WHERE client_id = ?'),
+    delSessionSubs: db.prepare('DELETE FROM subscriptions WHERE client_id = ?'),
+    delSessionQueue: db.prepare('DELETE FROM queue WHERE client_id = ?'),
+    delSessionOutgoing: db.prepare('DELETE FROM outgoing WHERE client_id = ?'),
+    delSessionIncoming: db.prepare('DELETE FROM incoming_qos2 WHERE client_id = ?'),
+    putSubscription: db.prepare(
+      `INSERT INTO subscriptions (client_id, topic_filter, qos, no_local, retain_as_published, retain_handling,
+         subscription_id)
+       SELECT ?, ?, ?, ?, ?, ?, ? ${EXISTS}
+       ON CONFLICT (client_id, topic_filter) DO UPDATE SET qos = excluded.qos, no_local = excluded.no_local,
+         retain_as_published = excluded.retain_as_published, retain_handling = excluded.retain_handling,
+         subscription_id = excluded.subscription_id`,
+    ),
+    delSubscription: db.prepare('DELETE FROM subscriptions WHERE client_id = ? AND topic_filter = ?'),
+    enqueue: db.prepare(
+      `INSERT OR REPLACE INTO queue (client_id, seq, ${DELIVERY_COLS})
+       SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? ${EXISTS}`,
+    ),
+    dequeue: db.prepare('DELETE FROM queue WHERE client_id = ? AND seq = ?'),
+    putOutgoing: db.prepare(
+      `INSERT INTO outgoing (client_id, packet_id, ord, state, ${DELIVERY_COLS})
+       SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? ${EXISTS}
+       ON CONFLICT (client_id, packet_id) DO UPDATE SET state = excluded.state, topic = excluded.topic,
+         payload = excluded.payload, msg_qos = excluded.msg_qos, msg_retain = excluded.msg_retain,
+         origin = excluded.origin, expires_at = excluded.expires_at, properties = excluded.properties,
+         qos = excluded.qos, retain = excluded.retain, sub_ids = excluded.sub_ids, share_filter = excluded.share_filter`,
+    ),
+    delOutgoing: db.prepare('DELETE FROM outgoing WHERE client_id = ? AND packet_id = ?'),
+    putIncoming: db.prepare(`INSERT OR IGNORE INTO incoming_qos2 (client_id, packet_id) SELECT ?, ? ${EXISTS}`),
+    delIncoming: db.prepare('DELETE FROM incoming_qos2 WHERE client_id = ? AND packet_id = ?'),
+  };
+}
