@@ -134,6 +134,26 @@ const distinctTopics = Array.from({ length: N }, (_, i) => `dev/${i}/telemetry`)
     measure((i) => tree.match(manyTopics[i % (10 * N)] as string).clients.length),
     'cache overflows',
   );
+  // Subscription churn: every 100 publishes one client swaps a per-device filter (a connect/disconnect storm).
+  for (const [label, pattern] of [
+    ['literal', (k: number) => `dev/x${k}/cmd`],
+    ['wildcard', (k: number) => `dev/x${k}/#`],
+  ] as const) {
+    let previous = '';
+    report(
+      `tree: 10k subs, distinct topics, a new ${label} filter per 100 publishes`,
+      measure((i) => {
+        if (i % 100 === 0) {
+          tree.remove('churn', previous);
+          previous = pattern(i);
+          tree.add('churn', previous, entry(0, -1));
+        }
+        return tree.match(distinctTopics[i % N] as string).clients.length;
+      }),
+      'includes the subscribe/unsubscribe',
+    );
+    tree.remove('churn', previous);
+  }
   const uncached = new SubscriptionTree<number>({ matchCacheSize: 0 });
   for (let i = 0; i < N; i++) uncached.add(`c${i}`, distinctTopics[i] as string, entry(1, i));
   report(

@@ -79,20 +79,28 @@ function isExpired(message: RetainedMessage, now: number): boolean {
   return message.expiresAt !== undefined && message.expiresAt <= now;
 }
 
+/** Cleared topics tolerated before a sweep is considered. */
+const SWEEP_MIN = 1024;
+
 /**
  * In-memory {@link RetainedStore}. A topic trie makes a filter with a literal prefix visit only that subtree; a flat
  * topic index makes `get`/`set` O(1); a min-heap on `expiresAt` makes `purgeExpired` proportional to what expires.
+ * Cleared topics keep their (empty) entries until a bulk sweep: deleting and re-adding the same key of a large V8
+ * Map, as a topic whose retained message is set and cleared in a loop would, degrades that key's bucket chain.
+ * Traversals are iterative: a topic can have tens of thousands of levels.
  */
 export class MemoryRetainedStore implements RetainedStore {
   readonly #root = new TopicNode(undefined, '');
+  /** Topic -> node, cleared (message-less) nodes included until the next sweep. */
   readonly #byTopic = new Map<string, TopicNode>();
+  #cleared = 0;
   #bytes = 0;
   /** Min-heap on `at`; entries whose message was replaced or removed are skipped lazily. */
   #heap: ExpiryItem[] = [];
   #expiring = 0;
 
   get count(): number {
-    return this.#byTopic.size;
+    return this.#byTopic.size - this.#cleared;
   }
 
   get byteSize(): number {
@@ -120,6 +128,8 @@ export class MemoryRetainedStore implements RetainedStore {
       }
       node.topic = topic;
       this.#byTopic.set(topic, node);
+    } else if (node.message === undefined) {
+      this.#cleared--;
     } else {
       // [MQTT-3.3.1-5] a new retained message replaces the previous one.
       this.#unaccount(node);
@@ -134,9 +144,8 @@ export class MemoryRetainedStore implements RetainedStore {
   }
 
   get(topic: string, now?: number): RetainedMessage | undefined {
-    const node = this.#byTopic.get(topic);
-    if (node === undefined) return undefined;
-    const message = node.message as RetainedMessage;
+    const message = this.#byTopic.get(topic)?.message;
+    if (message === undefined) return undefined;
     if (now !== undefined && isExpired(message, now)) {
       this.delete(topic);
       return undefined;
@@ -146,11 +155,10 @@ export class MemoryRetainedStore implements RetainedStore {
 
   delete(topic: string): boolean {
     const node = this.#byTopic.get(topic);
-    if (node === undefined) return false;
-    this.#byTopic.delete(topic);
+    if (node?.message === undefined) return false;
     this.#unaccount(node);
     node.message = undefined;
-    this.#prune(node);
+    if (++this.#cleared > SWEEP_MIN && this.#cleared > this.#byTopic.size / 2) this.#sweep();
     return true;
   }
 
@@ -161,12 +169,25 @@ export class MemoryRetainedStore implements RetainedStore {
       return message === undefined ? [] : [message];
     }
     const out: RetainedMessage[] = [];
-    const expired: string[] = [];
+    let expired: TopicNode[] | undefined;
+    const take = (node: TopicNode): void => {
+      const message = node.message;
+      if (message === undefined) return;
+      if (isExpired(message, now)) (expired ??= []).push(node);
+      else out.push(message);
+    };
     const levels = filter.split('/');
-    const visit = (node: TopicNode, i: number): void => {
-      if (i === levels.length) {
+    const last = levels.length;
+    // Depth-first over (node, filter levels consumed); `whole` collects entire subtrees for '#'.
+    const nodes: TopicNode[] = [this.#root];
+    const depths: number[] = [0];
+    const whole: TopicNode[] = [];
+    while (nodes.length > 0) {
+      const node = nodes.pop() as TopicNode;
+      const i = depths.pop() as number;
+      if (i === last) {
         take(node);
-        return;
+        continue;
       }
       const level = levels[i] as string;
       const children = node.children;
@@ -177,36 +198,34 @@ export class MemoryRetainedStore implements RetainedStore {
           for (const child of children.values()) {
             // [MQTT-4.7.2-1] a first-level wildcard does not match '$' topics.
             if (i === 0 && child.key.charCodeAt(0) === DOLLAR) continue;
-            all(child);
+            whole.push(child);
           }
         }
-        return;
+        continue;
       }
-      if (children === undefined) return;
+      if (children === undefined) continue;
       if (level === '+') {
         for (const child of children.values()) {
           // [MQTT-4.7.2-1]
           if (i === 0 && child.key.charCodeAt(0) === DOLLAR) continue;
-          visit(child, i + 1);
+          nodes.push(child);
+          depths.push(i + 1);
         }
-        return;
+      } else {
+        const child = children.get(level);
+        if (child !== undefined) {
+          nodes.push(child);
+          depths.push(i + 1);
+        }
       }
-      const child = children.get(level);
-      if (child !== undefined) visit(child, i + 1);
-    };
-    const all = (node: TopicNode): void => {
+    }
+    while (whole.length > 0) {
+      const node = whole.pop() as TopicNode;
       take(node);
-      if (node.children !== undefined) for (const child of node.children.values()) all(child);
-    };
-    const take = (node: TopicNode): void => {
-      const message = node.message;
-      if (message === undefined) return;
-      if (isExpired(message, now)) expired.push(node.topic);
-      else out.push(message);
-    };
-    visit(this.#root, 0);
-    // Deleting after the walk: pruning while iterating the children maps would skip siblings.
-    for (const topic of expired) this.delete(topic);
+      if (node.children !== undefined) for (const child of node.children.values()) whole.push(child);
+    }
+    // Deleted after the walk, so no children map changes while it is iterated.
+    if (expired !== undefined) for (const node of expired) this.delete(node.topic);
     return out;
   }
 
@@ -245,15 +264,17 @@ export class MemoryRetainedStore implements RetainedStore {
     this.#heap = items;
   }
 
-  #prune(start: TopicNode): void {
-    let node = start;
-    while (
-      node.parent !== undefined &&
-      node.message === undefined &&
-      (node.children === undefined || node.children.size === 0)
-    ) {
-      node.parent.children?.delete(node.key);
-      node = node.parent;
+  /** Drops cleared topics from the index and their empty branches from the trie. */
+  #sweep(): void {
+    this.#cleared = 0;
+    for (const [topic, node] of this.#byTopic) {
+      if (node.message !== undefined) continue;
+      this.#byTopic.delete(topic);
+      let n: TopicNode = node;
+      while (n.parent !== undefined && n.message === undefined && (n.children === undefined || n.children.size === 0)) {
+        n.parent.children?.delete(n.key);
+        n = n.parent;
+      }
     }
   }
 

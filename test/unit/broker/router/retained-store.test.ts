@@ -174,3 +174,36 @@ test('a wildcard-free filter is answered by exact lookup, expiry included', () =
   assert.deepEqual(store.match('a/b', 10), []);
   assert.equal(store.count, 1);
 });
+
+test('a retained topic with 30,000 levels is stored and matched without exhausting the stack', () => {
+  const store = new MemoryRetainedStore();
+  const deep = Array<string>(30_000).fill('a').join('/');
+  store.set(deep, msg(deep, 'x'));
+  assert.equal(store.match('#', 0).length, 1);
+  assert.equal(store.match('a/+/#', 0).length, 1);
+  assert.equal(store.match(`${deep.slice(0, -2)}/+`, 0).length, 1);
+  assert.equal(store.match(deep, 0).length, 1);
+  assert.equal(store.delete(deep), true);
+  assert.deepEqual(store.match('#', 0), []);
+});
+
+test('bulk sweeps of cleared topics keep count, bytes and matches right (set/clear loops)', () => {
+  const store = new MemoryRetainedStore();
+  store.set('keep/1', msg('keep/1', 'k'));
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 3000; i++) store.set(`t/${i}/s`, msg(`t/${i}/s`, 'v'));
+    assert.equal(store.count, 3001);
+    for (let i = 0; i < 3000; i++) store.set(`t/${i}/s`, msg(`t/${i}/s`, ''));
+    for (let k = 0; k < 2000; k++) {
+      store.set('flap', msg('flap', 'on'));
+      store.set('flap', msg('flap', ''));
+    }
+    assert.equal(store.count, 1);
+    assert.equal(store.byteSize, 'keep/1'.length + 1);
+    assert.deepEqual(topics(store.match('#', 0)), ['keep/1']);
+    assert.equal(store.get('t/5/s'), undefined);
+    assert.equal(store.delete('t/5/s'), false);
+  }
+  store.set('t/5/s', msg('t/5/s', 'back'));
+  assert.deepEqual(topics(store.match('t/+/s', 0)), ['t/5/s']);
+});

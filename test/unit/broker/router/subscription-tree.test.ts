@@ -415,3 +415,51 @@ test('match cache: overflowing topics and a disabled cache give the same answers
     }
   }
 });
+
+// ---- scale and robustness ----
+
+test('a topic with 30,000 levels matches without exhausting the stack', () => {
+  const tree = new SubscriptionTree<string>();
+  const deep = Array<string>(30_000).fill('a').join('/');
+  tree.add('c1', deep, entry());
+  tree.add('c2', `${deep.slice(0, -2)}/+`, entry());
+  tree.add('c3', 'a/a/#', entry());
+  assert.deepEqual(snapshot(tree.match(deep)).clients.map((c) => c.clientId), ['c1', 'c2', 'c3']);
+  assert.deepEqual(snapshot(tree.match(`${deep}/a`)).clients.map((c) => c.clientId), ['c3']);
+  assert.equal(tree.removeClient('c1'), 1);
+  assert.deepEqual(snapshot(tree.match(deep)).clients.map((c) => c.clientId), ['c2', 'c3']);
+});
+
+test('bulk sweeps of emptied clients and nodes keep results and counts right (flapping clients)', () => {
+  const tree = new SubscriptionTree<string>();
+  tree.add('stay', 'dev/+/cmd', entry());
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 3000; i++) {
+      tree.add(`c${i}`, `dev/${i}/cmd`, entry());
+      tree.add(`c${i}`, `$share/g/dev/${i}/#`, entry());
+    }
+    assert.equal(tree.count, 6001);
+    assert.equal(tree.clientCount, 3001);
+    assert.deepEqual(snapshot(tree.match('dev/7/cmd')).clients.map((c) => c.clientId), ['c7', 'stay']);
+    for (let i = 0; i < 3000; i++) {
+      if (i % 2 === 0) tree.removeClient(`c${i}`);
+      else {
+        tree.remove(`c${i}`, `dev/${i}/cmd`);
+        tree.remove(`c${i}`, `$share/g/dev/${i}/#`);
+      }
+    }
+    assert.equal(tree.count, 1);
+    assert.equal(tree.clientCount, 1);
+    assert.deepEqual(snapshot(tree.match('dev/7/cmd')), {
+      clients: [{ clientId: 'stay', owner: 'owner', qos: 0, retainAsPublished: false, ids: [] }],
+      shared: [],
+    });
+    // The same client flapping on the same filter.
+    for (let k = 0; k < 2000; k++) {
+      tree.add('flap', 'dev/flap/cmd', entry());
+      tree.removeClient('flap');
+    }
+    assert.equal(tree.get('flap', 'dev/flap/cmd'), undefined);
+    assert.deepEqual([...tree.subscriptionsOf('c3')], []);
+  }
+});
