@@ -1,0 +1,237 @@
+/** Sessions: clean session / clean start, Session Present, expiry, takeover, offline queue, redelivery with DUP. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { P, T, ack, disconnect, parseAck, parseDisconnect, parsePublish, publish, type ConnectOptions, type Version } from '../../helpers/raw-client.js';
+import { broker, delay, nextPublish, pub1, raw, rawAny, sub, uid } from '../support.js';
+
+const VERSIONS: readonly Version[] = [4, 5];
+
+/** Persistent-session connect options: v3 CleanSession=0, v5 Clean Start=0 with a session expiry. */
+function persistent(v: Version, clientId: string, expiry = 60): ConnectOptions {
+  return v === 5
+    ? { version: v, clientId, clean: false, properties: [[P.SessionExpiryInterval, expiry]] }
+    : { version: v, clientId, clean: false };
+}
+
+for (const v of VERSIONS) {
+  const R =
+    v === 4
+      ? { cleanSP: 'MQTT-3.2.2-1', resumeSP: 'MQTT-3.2.2-2', newSP: 'MQTT-3.2.2-3', discard: 'MQTT-3.1.2-6', store: 'MQTT-3.1.2-5', takeover: 'MQTT-3.1.4-2' }
+      : { cleanSP: 'MQTT-3.2.2-2', resumeSP: 'MQTT-3.2.2-3', newSP: 'MQTT-3.2.2-3', discard: 'MQTT-3.1.2-4', store: 'MQTT-3.1.2-23', takeover: 'MQTT-3.1.4-3' };
+
+  test(`[${R.newSP}] [${R.resumeSP}] v${v}: Session Present is 0 for a new session and 1 when resumed`, async (t) => {
+    const { port } = await broker(t);
+    const id = uid();
+    const a = await rawAny(t, port, persistent(v, id));
+    assert.equal(a.connack.sessionPresent, false, 'no session existed');
+    a.client.destroy();
+    await delay(100);
+    const b = await rawAny(t, port, persistent(v, id));
+    assert.equal(b.connack.sessionPresent, true, 'the stored session is resumed');
+  });
+
+  test(`[${R.cleanSP}] [${R.discard}] v${v}: a clean connect discards the old session and has Session Present 0`, async (t) => {
+    const { port } = await broker(t);
+    const id = uid();
+    const topic = `cs/${uid()}`;
+    const a = await raw(t, port, persistent(v, id));
+    await sub(a, v, topic, 1);
+    a.destroy();
+    await delay(100);
+    const b = await rawAny(t, port, { version: v, clientId: id, clean: true });
+    assert.equal(b.connack.sessionPresent, false);
+    const p = await raw(t, port, { version: v, clientId: uid() });
+    await pub1(p, v, topic, 'x', 1);
+    assert.equal(await b.client.silentFor(400), undefined, 'the old subscription is gone');
+    b.client.destroy();
+    await delay(100);
+    const c = await rawAny(t, port, persistent(v, id));
+    assert.equal(c.connack.sessionPresent, false, 'the clean session did not persist either');
+  });
+
+  test(`[${R.store}] [MQTT-4.6.0-6] v${v}: subscriptions and QoS 1/2 messages are kept for an offline session, in order`, async (t) => {
+    const { port } = await broker(t);
+    const id = uid();
+    const topic = `off/${uid()}`;
+    const a = await raw(t, port, persistent(v, id));
+    await sub(a, v, topic, 2);
+    a.send(v === 5 ? disconnect(0) : disconnect());
+    await a.waitClose();
+    const p = await raw(t, port, { version: v, clientId: uid() });
+    await pub1(p, v, topic, 'q1-a', 1);
+    p.send(publish({ version: v, topic, payload: 'q2-b', qos: 2, packetId: 2 }));
+    await p.expect(T.PUBREC);
+    p.send(ack(T.PUBREL, 2));
+    await p.expect(T.PUBCOMP);
+    await pub1(p, v, topic, 'q1-c', 3);
+    const { client, connack } = await rawAny(t, port, persistent(v, id));
+    assert.equal(connack.sessionPresent, true);
+    const got: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const m = await nextPublish(client, v);
+      got.push(`${m.payload.toString()}@${m.qos}`);
+      if (m.qos === 1 && m.packetId !== undefined) client.send(ack(T.PUBACK, m.packetId));
+      if (m.qos === 2 && m.packetId !== undefined) {
+        client.send(ack(T.PUBREC, m.packetId));
+        await client.expect(T.PUBREL);
+        client.send(ack(T.PUBCOMP, m.packetId));
+      }
+    }
+    assert.deepEqual(got, ['q1-a@1', 'q2-b@2', 'q1-c@1']);
+  });
+
+  test(`[MQTT-4.4.0-1] [MQTT-3.3.1-1] v${v}: unacknowledged PUBLISH packets are resent on reconnect with DUP=1, same ids, in order`, async (t) => {
+    const { port } = await broker(t);
+    const id = uid();
+    const topic = `redo/${uid()}`;
+    const a = await raw(t, port, persistent(v, id));
+    await sub(a, v, topic, 1);
+    const p = await raw(t, port, { version: v, clientId: uid() });
+    for (let i = 1; i <= 3; i++) await pub1(p, v, topic, `m${i}`, i);
+    const first = [await nextPublish(a, v), await nextPublish(a, v), await nextPublish(a, v)];
+    assert.deepEqual(first.map((m) => m.dup), [false, false, false]);
+    a.destroy(); // no PUBACKs
+    await delay(100);
+    const b = await raw(t, port, persistent(v, id));
+    const again = [await nextPublish(b, v), await nextPublish(b, v), await nextPublish(b, v)];
+    assert.deepEqual(again.map((m) => m.payload.toString()), ['m1', 'm2', 'm3']);
+    assert.deepEqual(again.map((m) => m.dup), [true, true, true], 'DUP=1 on redelivery');
+    assert.deepEqual(again.map((m) => m.packetId), first.map((m) => m.packetId), 'original packet ids');
+    for (const m of again) b.send(ack(T.PUBACK, m.packetId ?? 0));
+    assert.equal(await b.silentFor(300), undefined, 'nothing more after the acks');
+  });
+
+  test(`[MQTT-4.4.0-1] [MQTT-4.3.3-1] v${v}: a PUBREL not yet completed is resent on reconnect, not the PUBLISH`, async (t) => {
+    const { port } = await broker(t);
+    const id = uid();
+    const topic = `rel/${uid()}`;
+    const a = await raw(t, port, persistent(v, id));
+    await sub(a, v, topic, 2);
+    const p = await raw(t, port, { version: v, clientId: uid() });
+    p.send(publish({ version: v, topic, payload: 'q2', qos: 2, packetId: 1 }));
+    await p.expect(T.PUBREC);
+    p.send(ack(T.PUBREL, 1));
+    await p.expect(T.PUBCOMP);
+    const m = await nextPublish(a, v);
+    const pid = m.packetId ?? 0;
+    a.send(ack(T.PUBREC, pid));
+    await a.expect(T.PUBREL);
+    a.destroy(); // no PUBCOMP
+    await delay(100);
+    const b = await raw(t, port, persistent(v, id));
+    const rel = await b.expect(T.PUBREL);
+    assert.equal(rel.flags, 0x02);
+    assert.equal(parseAck(rel).packetId, pid);
+    b.send(ack(T.PUBCOMP, pid));
+    assert.equal(await b.silentFor(300), undefined, 'the PUBLISH is not resent after PUBREL');
+  });
+
+  test(`[MQTT-4.3.3-2] v${v}: a QoS 2 PUBLISH resent with DUP after the publisher reconnects is delivered once`, async (t) => {
+    const { port } = await broker(t);
+    const id = uid();
+    const topic = `pdup/${uid()}`;
+    const s = await raw(t, port, { version: v, clientId: uid() });
+    await sub(s, v, topic, 2);
+    const a = await raw(t, port, persistent(v, id));
+    a.send(publish({ version: v, topic, payload: 'exactly once', qos: 2, packetId: 42 }));
+    await a.expect(T.PUBREC);
+    a.destroy(); // PUBREL never sent
+    await delay(100);
+    const b = await raw(t, port, persistent(v, id));
+    b.send(publish({ version: v, topic, payload: 'exactly once', qos: 2, packetId: 42, dup: true }));
+    assert.equal(parseAck(await b.expect(T.PUBREC)).packetId, 42);
+    b.send(ack(T.PUBREL, 42));
+    assert.equal(parseAck(await b.expect(T.PUBCOMP)).packetId, 42);
+    let count = 0;
+    for (;;) {
+      const m = await s.silentFor(600);
+      if (m === undefined) break;
+      assert.notEqual(m, 'closed', 'subscriber connection closed');
+      if (m === 'closed') break;
+      count += 1;
+      const pm = parsePublish(m, v);
+      if (pm.packetId !== undefined) {
+        s.send(ack(T.PUBREC, pm.packetId));
+        await s.expect(T.PUBREL);
+        s.send(ack(T.PUBCOMP, pm.packetId));
+      }
+    }
+    assert.equal(count, 1, 'delivered exactly once');
+  });
+
+  test(`[${R.takeover}] v${v}: a second connection with the same client id closes the first`, async (t) => {
+    const { port } = await broker(t);
+    const id = uid();
+    const topic = `take/${uid()}`;
+    const a = await raw(t, port, persistent(v, id));
+    await sub(a, v, topic, 1);
+    const b = await rawAny(t, port, persistent(v, id));
+    assert.equal(b.connack.code, 0);
+    assert.equal(b.connack.sessionPresent, true, 'the session continues on the new connection');
+    const unread = await a.waitClose();
+    if (v === 5) {
+      const d = unread.find((p) => p.type === T.DISCONNECT);
+      assert.ok(d, 'v5: the old connection gets a DISCONNECT');
+      assert.equal(parseDisconnect(d).reasonCode, 0x8e, 'Session taken over');
+    }
+    const p = await raw(t, port, { version: v, clientId: uid() });
+    await pub1(p, v, topic, 'to the new one', 1);
+    assert.equal((await nextPublish(b.client, v)).payload.toString(), 'to the new one');
+  });
+}
+
+test('[MQTT-3.1.2-23] v5: Session Expiry Interval 0 ends the session when the connection closes', async (t) => {
+  const { port } = await broker(t);
+  const id = uid();
+  const a = await raw(t, port, { version: 5, clientId: id, clean: false });
+  a.destroy();
+  await delay(100);
+  const b = await rawAny(t, port, { version: 5, clientId: id, clean: false });
+  assert.equal(b.connack.sessionPresent, false);
+});
+
+test('[MQTT-3.1.2-23] v5: a session expires after its Session Expiry Interval', async (t) => {
+  const { port } = await broker(t);
+  const id = uid();
+  const a = await raw(t, port, { version: 5, clientId: id, clean: false, properties: [[P.SessionExpiryInterval, 1]] });
+  a.destroy();
+  await delay(300);
+  const b = await rawAny(t, port, { version: 5, clientId: id, clean: false, properties: [[P.SessionExpiryInterval, 1]] });
+  assert.equal(b.connack.sessionPresent, true, 'still there before expiry');
+  b.client.destroy();
+  await delay(1600);
+  const c = await rawAny(t, port, { version: 5, clientId: id, clean: false });
+  assert.equal(c.connack.sessionPresent, false, 'gone after expiry');
+});
+
+test('v5: DISCONNECT can set a new Session Expiry Interval (3.14.2.2.2)', async (t) => {
+  const { port } = await broker(t);
+  const id = uid();
+  const a = await raw(t, port, { version: 5, clientId: id, clean: false, properties: [[P.SessionExpiryInterval, 60]] });
+  a.send(disconnect(0x00, [[P.SessionExpiryInterval, 0]]));
+  await a.waitClose();
+  const b = await rawAny(t, port, { version: 5, clientId: id, clean: false });
+  assert.equal(b.connack.sessionPresent, false, 'expiry 0 from DISCONNECT ended the session');
+});
+
+test('queue limit: an offline session keeps at most maximumQueuedMessages, dropping per queueOverflow', async (t) => {
+  const { port } = await broker(t, { mqtt: { maximumQueuedMessages: 3, queueOverflow: 'dropOldest' } });
+  const id = uid();
+  const topic = `ql/${uid()}`;
+  const a = await raw(t, port, persistent(4, id));
+  await sub(a, 4, topic, 1);
+  a.send(disconnect());
+  await a.waitClose();
+  const p = await raw(t, port, { version: 4, clientId: uid() });
+  for (let i = 1; i <= 5; i++) await pub1(p, 4, topic, `m${i}`, i);
+  const b = await raw(t, port, persistent(4, id));
+  const got: string[] = [];
+  for (;;) {
+    const m = await b.silentFor(500);
+    if (m === undefined || m === 'closed') break;
+    const pm = parsePublish(m, 4);
+    got.push(pm.payload.toString());
+    b.send(ack(T.PUBACK, pm.packetId ?? 0));
+  }
+  assert.deepEqual(got, ['m3', 'm4', 'm5'], 'dropOldest keeps the newest three');
+});
