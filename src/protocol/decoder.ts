@@ -425,6 +425,8 @@ function parseConnack(): Packet {
     // [MQTT-3.2.2-1] bits 7-1 of the acknowledge flags are reserved.
     if ((ackFlags & 0xfe) !== 0) throw new MalformedPacketError('reserved CONNACK flag bits set', 'MQTT-3.2.2-1');
     const rc = reason(R_CONNACK, 'CONNACK');
+    // [MQTT-3.2.2-6] a refusal has Session Present 0.
+    if (rc !== 0 && (ackFlags & 1) !== 0) throw new ProtocolError('Session Present set with a failure reason code', 'MQTT-3.2.2-6');
     const props = properties(MASK.connack, 'CONNACK');
     done();
     const packet = { type: 'connack', sessionPresent: (ackFlags & 1) !== 0, reasonCode: rc } as const;
@@ -435,6 +437,8 @@ function parseConnack(): Packet {
   const rc = u8();
   // 3.1.1 section 3.2.2.3: return codes 6-255 are reserved.
   if (rc > 5) throw new ProtocolError(`CONNACK return code ${rc}`);
+  // [MQTT-3.2.2-4] (3.1.1) a refusal has Session Present 0.
+  if (ver === 4 && rc !== 0 && (ackFlags & 1) !== 0) throw new ProtocolError('Session Present set with a non-zero return code', 'MQTT-3.2.2-4');
   done();
   return { type: 'connack', sessionPresent: ver === 4 && (ackFlags & 1) !== 0, reasonCode: rc };
 }

@@ -414,6 +414,8 @@ function unsubackRemaining(pk: UnsubackPacket, v: ProtocolVersion): number {
 }
 
 function connackRemaining(pk: ConnackPacket, v: ProtocolVersion): number {
+  // [MQTT-3.2.2-6] (3.1.1: [MQTT-3.2.2-4]) a refusal has Session Present 0.
+  if (pk.sessionPresent && pk.reasonCode !== 0 && v !== 3) throw invalid('Session Present with a failure reason code', v === 5 ? 'MQTT-3.2.2-6' : 'MQTT-3.2.2-4');
   if (v !== 5) {
     checkInt(pk.reasonCode, 5, 'CONNACK return code');
     return 2;

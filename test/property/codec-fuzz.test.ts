@@ -214,7 +214,8 @@ function packetArb(v: ProtocolVersion): fc.Arbitrary<Packet> {
     });
   const connack = fc
     .record({ sessionPresent: fc.boolean(), reasonCode: v5 ? reasonArb(ReasonCodesByPacket.connack) : fc.integer({ min: 0, max: 5 }), properties: props('connack') })
-    .map((r): Packet => withProps({ type: 'connack', sessionPresent: v !== 3 && r.sessionPresent, reasonCode: r.reasonCode }, r.properties));
+    // [MQTT-3.2.2-4] [MQTT-3.2.2-6] Session Present only with success; MQTT 3.1 has no such flag.
+    .map((r): Packet => withProps({ type: 'connack', sessionPresent: v !== 3 && r.reasonCode === 0 && r.sessionPresent, reasonCode: r.reasonCode }, r.properties));
   const publish = fc
     .record({ topic: topicName, payload: fc.uint8Array({ maxLength: 40 }).map((u) => Buffer.from(u)), qos, retain: fc.boolean(), dup: fc.boolean(), packetId, properties: props('publish'), emptyTopic: fc.boolean() })
     .map((r): Packet => {

@@ -44,6 +44,8 @@ const invalid: Array<[string, Packet, ProtocolVersion]> = [
   ['SUBACK without reason codes', { type: 'suback', packetId: 1, reasonCodes: [] }, 5],
   ['v5 UNSUBACK without reason codes', { type: 'unsuback', packetId: 1, reasonCodes: [] }, 5],
   ['v3.1.1 CONNACK return code 6', { type: 'connack', sessionPresent: false, reasonCode: 6 }, 4],
+  ['[MQTT-3.2.2-6] v5 CONNACK refusal with Session Present', { type: 'connack', sessionPresent: true, reasonCode: 0x87 }, 5],
+  ['[MQTT-3.2.2-4] v3.1.1 CONNACK refusal with Session Present', { type: 'connack', sessionPresent: true, reasonCode: 5 }, 4],
   ['v5 CONNACK reason 0x10', { type: 'connack', sessionPresent: false, reasonCode: 0x10 }, 5],
   ['v5 PUBACK reason 0x04', { type: 'puback', packetId: 1, reasonCode: 0x04 }, 5],
   ['v5 DISCONNECT reason 0x05', { type: 'disconnect', reasonCode: 0x05 }, 5],

@@ -123,6 +123,8 @@ const cases: Case[] = [
   // ---- CONNACK ----
   { name: '[MQTT-3.2.2-1] v5 CONNACK reserved acknowledge flags', v: 5, bytes: '20 03 02 00 00', error: M, reason: 0x81 },
   { name: 'v3.1.1 CONNACK reserved acknowledge flags', v: 4, bytes: '20 02 02 00', error: M, reason: 0x81 },
+  { name: '[MQTT-3.2.2-6] v5 CONNACK refusal with Session Present', v: 5, bytes: '20 03 01 87 00', error: P, reason: 0x82 },
+  { name: '[MQTT-3.2.2-4] v3.1.1 CONNACK refusal with Session Present', v: 4, bytes: '20 02 01 05', error: P, reason: 0x82 },
   { name: 'v3.1.1 CONNACK return code 6 is reserved', v: 4, bytes: '20 02 00 06', error: P, reason: 0x82 },
   { name: 'v3.1.1 CONNACK with Remaining Length 3', v: 4, bytes: '20 03 00 00 00', error: M, reason: 0x81 },
   { name: 'v5 CONNACK reason code 0x10 is not a CONNACK reason code', v: 5, bytes: '20 03 00 10 00', error: P, reason: 0x82 },
