@@ -36,8 +36,8 @@ export interface SubscriptionInfo<O = unknown> {
   /** The filter used for matching (without the `$share/{ShareName}/` prefix). */
   readonly topicFilter: string;
   /**
-   * ShareName when this is a shared subscription, else undefined. Shared subscriptions get no retained messages
-   * when they are made (MQTT 5.0 section 4.8.2): the broker checks this before consulting the retained store.
+   * ShareName when this is a shared subscription, else undefined. Retained messages go to new Non-shared
+   * Subscriptions only (MQTT 5.0 section 3.3.1.3): the broker checks this before consulting the retained store.
    */
   readonly shareName: string | undefined;
   readonly entry: SubscriptionEntry<O>;
@@ -59,7 +59,10 @@ export interface MatchedClient<O = unknown> {
    * informational to the other one.
    */
   readonly retainAsPublished: boolean;
-  /** Subscription Identifiers of every matching subscription that has one, order not significant [MQTT-3.3.4-4]. */
+  /**
+   * Subscription Identifiers of every matching subscription that has one, order not significant [MQTT-3.3.4-4].
+   * May be an array shared with the tree (frozen): never mutate it.
+   */
   readonly subscriptionIdentifiers: readonly number[];
 }
 
@@ -72,10 +75,14 @@ export interface ShareGroup<O = unknown> {
 }
 
 /**
- * Result of {@link SubscriptionTree.match}. REUSE CONTRACT: the result object and the {@link MatchedClient} objects
- * (one per client, reused) belong to the tree and are overwritten by the next `match` call; read what you need
- * before matching again, and copy what must outlive that. The two arrays are fresh per call (or a shared frozen
- * empty array) and may be kept. This keeps a publish down to at most two small array allocations in the tree.
+ * Result of {@link SubscriptionTree.match}.
+ *
+ * REUSE CONTRACT: the result object and the {@link MatchedClient} objects (one per client, reused) belong to the tree
+ * and are overwritten by the next `match` call: finish reading a result (or copy the fields you need) before
+ * matching again. The `clients`/`shared` arrays themselves are fresh per call (or one frozen empty array), and the
+ * {@link ShareGroup} objects stay valid while the group has members. A publish thus costs the tree at most two small
+ * array allocations (none when nothing matches), plus one identifier array per client whose overlapping
+ * subscriptions carry two or more identifiers.
  */
 export interface MatchResult<O = unknown> {
   /** One entry per client with at least one matching non-shared subscription. */
@@ -232,7 +239,6 @@ export class SubscriptionTree<O = unknown> {
 
   // Match scratch state, reused across calls (see MatchResult's reuse contract).
   readonly #levels: string[] = [];
-  #levelCount = 0;
   // Explicit walk stack: a topic may have ~32k levels, too deep for recursion.
   readonly #stackNodes: Node<O>[] = [];
   readonly #stackLevels: number[] = [];
@@ -352,8 +358,8 @@ export class SubscriptionTree<O = unknown> {
    * - `a/#` matches `a` (its parent level); `+` matches an empty level; levels compare exactly, with no
    *   normalisation [MQTT-4.7.3-4].
    *
-   * The result object and its MatchedClient entries are reused: read them before the next `match` (see {@link MatchResult}).
-   * `topic` must be a valid Topic Name (no wildcards).
+   * The result object and its MatchedClient entries are reused: read them before the next `match`
+   * (see {@link MatchResult}). `topic` must be a valid Topic Name (no wildcards).
    */
   match(topic: string, publisherClientId?: string): MatchResult<O> {
     const result = this.#result;
@@ -398,7 +404,6 @@ export class SubscriptionTree<O = unknown> {
       levels[n++] = topic.slice(start, slash);
       start = slash + 1;
     }
-    this.#levelCount = n;
 
     const root = this.#root;
     const nodes = this.#stackNodes;
