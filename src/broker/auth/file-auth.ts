@@ -46,6 +46,22 @@ export function defaultAllowAnonymous(listener: { host: string; allowAnonymous?:
   return listener.allowAnonymous ?? isLoopbackHost(listener.host);
 }
 
+/**
+ * The host of a listener name such as `tcp://127.0.0.1:1883`, `mqtts://[::1]:8883` or `ws://0.0.0.0:8080`;
+ * undefined when the name has no such form.
+ */
+export function listenerHost(name: string): string | undefined {
+  const m = /^[a-z]+:\/\/(\[([^\]]+)\]|[^:/]+)(?::\d+)?(?:\/.*)?$/.exec(name);
+  if (m === null) return undefined;
+  return m[2] ?? m[1];
+}
+
+/** Anonymous policy keyed by listener name: the loopback rule of {@link defaultAllowAnonymous} from the bound host. */
+export function loopbackListenersAllowAnonymous(name: string): boolean {
+  const host = listenerHost(name);
+  return host !== undefined && isLoopbackHost(host);
+}
+
 interface Loaded {
   passwords: PasswordFile | undefined;
   acl: Acl | undefined;
