@@ -183,7 +183,8 @@ export class Broker {
     const wasRunning = this.#state === 'running';
     this.#state = 'closing';
     if (this.#housekeeping !== undefined) clearInterval(this.#housekeeping);
-    await Promise.all(this.#listeners.map((l) => l.close()));
+    // A net.Server reports closed only after its last connection ended: start closing, await it last.
+    const listenersClosed = Promise.all(this.#listeners.map((l) => l.close()));
     if (wasRunning) {
       for (const c of [...this.#connections]) c.disconnect(ReasonCode.ServerShuttingDown);
       const all = Promise.all([...this.#connections].map((c) => c.closed));
@@ -196,6 +197,7 @@ export class Broker {
       for (const c of [...this.#connections]) c.destroy();
       await Promise.all([...this.#connections].map((c) => c.closed));
     }
+    await listenersClosed;
     await this.#core.store.close();
     this.#state = 'closed';
     this.logger.info({}, 'broker stopped');
