@@ -153,3 +153,33 @@ test('selectSubprotocol prefers mqtt, accepts the legacy mqttv3.1, refuses anyth
   assert.equal(selectSubprotocol('chat, superchat'), undefined);
   assert.equal(selectSubprotocol(undefined), undefined);
 });
+
+test('createSecureListener builds tls, ws and wss listeners from config entries', async (t) => {
+  const { createSecureListener } = await import('../../src/broker/transport/ws.js');
+  const { TlsListener } = await import('../../src/broker/transport/tls.js');
+  const dir = await mkdtemp(join(tmpdir(), 'telemq-wsc-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const ca = await createCa();
+  const server = await createServerCert(ca, { hosts: ['localhost'], ips: ['127.0.0.1'] });
+  await writeFile(join(dir, 'server.crt'), server.cert);
+  await writeFile(join(dir, 'server.key'), server.key);
+  const files = { certFile: join(dir, 'server.crt'), keyFile: join(dir, 'server.key') };
+  const tls = createSecureListener({ type: 'tls', host: '127.0.0.1', port: 0, ...files, maxConnections: 5 });
+  const ws = createSecureListener({ type: 'ws', host: '127.0.0.1', port: 0, paths: ['/x'] });
+  const wss = createSecureListener({ type: 'wss', host: '127.0.0.1', port: 0, ...files });
+  assert.ok(tls instanceof TlsListener);
+  assert.ok(ws instanceof WsListener && wss instanceof WsListener);
+  assert.throws(() => createSecureListener({ type: 'wss', host: '127.0.0.1', port: 0, ...files, identityFrom: 'cn' }), /requireClientCertificate/);
+  const broker = createBroker({ listeners: [], sys: { enabled: false } }, { listeners: [tls, ws, wss] });
+  await broker.start();
+  t.after(() => broker.close(200));
+  const names = broker.addresses().map((a) => a.name);
+  assert.match(names[0]!, /^mqtts:\/\/127\.0\.0\.1:\d+$/);
+  assert.match(names[1]!, /^ws:\/\/127\.0\.0\.1:\d+$/);
+  assert.match(names[2]!, /^wss:\/\/127\.0\.0\.1:\d+$/);
+  const opts = { ca: ca.cert, servername: 'localhost' };
+  for (const url of [`mqtts://127.0.0.1:${tls.address().port}`, `ws://127.0.0.1:${ws.address().port}/x`, `wss://127.0.0.1:${wss.address().port}/mqtt`]) {
+    const c = await connectOnce(t, url, opts);
+    assert.equal(c.connected, true, url);
+  }
+});

@@ -62,6 +62,19 @@ export function loopbackListenersAllowAnonymous(name: string): boolean {
   return host !== undefined && isLoopbackHost(host);
 }
 
+/**
+ * The anonymous policy of a set of listeners, looked up by the listener's current name (names change when a port 0
+ * is bound): each entry's `allowAnonymous`, or loopback-only when it is absent. Unknown names are refused.
+ */
+export function anonymousPolicy(
+  entries: ReadonlyArray<{ listener: { readonly name: string }; host: string; allowAnonymous?: boolean }>,
+): (listenerName: string) => boolean {
+  return (name) => {
+    const e = entries.find((x) => x.listener.name === name);
+    return e !== undefined && defaultAllowAnonymous(e);
+  };
+}
+
 interface Loaded {
   passwords: PasswordFile | undefined;
   acl: Acl | undefined;

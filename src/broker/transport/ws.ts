@@ -12,7 +12,7 @@ import type { TLSSocket } from 'node:tls';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { silentLogger, type Logger } from '../../shared/logger.js';
 import type { ConnectionMeta, Listener } from './listener.js';
-import { describePeer, loadTlsFiles, tlsFilesProblems, type TlsFiles } from './tls.js';
+import { TlsListener, describePeer, loadTlsFiles, tlsFilesProblems, type TlsFiles, type TlsListenerOptions } from './tls.js';
 
 export interface WsListenerOptions {
   host: string;
@@ -243,4 +243,60 @@ export class WsListener implements Listener {
     }
     return Promise.resolve();
   }
+}
+
+/** Config entry of an mqtts listener (what `listeners: [{ type: 'tls', ... }]` holds). */
+export interface TlsListenerConfig extends TlsFiles {
+  type: 'tls';
+  host: string;
+  port: number;
+  maxConnections?: number;
+  handshakeTimeout?: number;
+  /** Admit clients without a username; default: only when `host` is a loopback address. */
+  allowAnonymous?: boolean;
+}
+
+/** Config entry of a ws listener. */
+export interface WsListenerConfig {
+  type: 'ws';
+  host: string;
+  port: number;
+  paths?: string[];
+  allowedOrigins?: string[];
+  maxConnections?: number;
+  maxPayload?: number;
+  allowAnonymous?: boolean;
+}
+
+/** Config entry of a wss listener: a ws listener plus the TLS files and client-certificate policy. */
+export interface WssListenerConfig extends Omit<WsListenerConfig, 'type'>, TlsFiles {
+  type: 'wss';
+}
+
+export type SecureListenerConfig = TlsListenerConfig | WsListenerConfig | WssListenerConfig;
+
+/** Builds the listener for a tls, ws or wss config entry. Throws for impossible combinations (see tlsFilesProblems). */
+export function createSecureListener(cfg: SecureListenerConfig, logger?: Logger): TlsListener | WsListener {
+  const log = logger === undefined ? {} : { logger };
+  const tlsFiles = (c: TlsFiles): TlsFiles => {
+    const f: TlsFiles = { certFile: c.certFile, keyFile: c.keyFile };
+    if (c.caFile !== undefined) f.caFile = c.caFile;
+    if (c.requireClientCertificate !== undefined) f.requireClientCertificate = c.requireClientCertificate;
+    if (c.identityFrom !== undefined) f.identityFrom = c.identityFrom;
+    if (c.minVersion !== undefined) f.minVersion = c.minVersion;
+    return f;
+  };
+  if (cfg.type === 'tls') {
+    const o: TlsListenerOptions = { host: cfg.host, port: cfg.port, ...tlsFiles(cfg), ...log };
+    if (cfg.maxConnections !== undefined) o.maxConnections = cfg.maxConnections;
+    if (cfg.handshakeTimeout !== undefined) o.handshakeTimeout = cfg.handshakeTimeout;
+    return new TlsListener(o);
+  }
+  const o: WsListenerOptions = { host: cfg.host, port: cfg.port, ...log };
+  if (cfg.paths !== undefined) o.paths = cfg.paths;
+  if (cfg.allowedOrigins !== undefined) o.allowedOrigins = cfg.allowedOrigins;
+  if (cfg.maxConnections !== undefined) o.maxConnections = cfg.maxConnections;
+  if (cfg.maxPayload !== undefined) o.maxPayload = cfg.maxPayload;
+  if (cfg.type === 'wss') o.tls = tlsFiles(cfg);
+  return new WsListener(o);
 }

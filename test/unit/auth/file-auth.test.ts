@@ -145,3 +145,20 @@ test('create rejects a missing or broken file', async (t) => {
   await writeFile(join(dir, 'acl'), 'topic read x\n');
   await assert.rejects(FileAuth.create({ aclFile: join(dir, 'acl'), allowAnonymous: () => false }), { code: 'TELEMQ_ERR_ACL' });
 });
+
+test('anonymousPolicy looks listeners up by their current name; loopback-only unless allowAnonymous is set', async () => {
+  const { anonymousPolicy } = await import('../../../src/broker/auth/file-auth.js');
+  const local = { name: 'tcp://127.0.0.1:0' };
+  const pub = { name: 'mqtts://0.0.0.0:8883' };
+  const open = { name: 'ws://0.0.0.0:8080' };
+  const policy = anonymousPolicy([
+    { listener: local, host: '127.0.0.1' },
+    { listener: pub, host: '0.0.0.0' },
+    { listener: open, host: '0.0.0.0', allowAnonymous: true },
+  ]);
+  local.name = 'tcp://127.0.0.1:40001'; // bound: the name now has the real port
+  assert.equal(policy('tcp://127.0.0.1:40001'), true);
+  assert.equal(policy('mqtts://0.0.0.0:8883'), false);
+  assert.equal(policy('ws://0.0.0.0:8080'), true);
+  assert.equal(policy('tcp://127.0.0.1:0'), false, 'stale or unknown names are refused');
+});
