@@ -156,6 +156,18 @@ export class Broker {
     this.#core.discardPending();
   }
 
+  /**
+   * Server-initiated disconnect of a connected client (admin action): v5 clients get DISCONNECT with
+   * `reasonCode` (default 0x98 Administrative action) first; the will is published as for any unrequested close.
+   * @returns false when no client with that id is connected.
+   */
+  disconnectClient(clientId: string, reasonCode: number = ReasonCode.AdministrativeAction): boolean {
+    const owner = this.#core.sessions.get(clientId)?.owner;
+    if (owner === undefined) return false;
+    owner.disconnect(reasonCode, this.#core.clock.now());
+    return true;
+  }
+
   get stats(): Readonly<BrokerStats> {
     return this.#core.stats;
   }

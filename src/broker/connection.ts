@@ -20,34 +20,40 @@ const QOS0_DROP_MARK = 16 << 20;
 /** How long a closing connection may take to read our last packet before it is destroyed. */
 const CLOSE_GRACE_MS = 1000;
 
-// One-entry cache of the last encoded PUBLISH: a fan-out encodes each message once per variant and shares the
-// bytes among subscribers (QoS 1/2 copies get their own packet id patched in).
-let cacheMessage: StoredMessage | undefined;
-let cacheKey = -1;
-let cacheBytes: Buffer = Buffer.alloc(0);
-let cacheIdOffset = 0;
+// Per protocol level, the last encoded PUBLISH: a fan-out encodes each message once per variant and shares the
+// bytes among subscribers (QoS 1/2 copies get their own packet id patched in). Indexed by protocol level 3..5.
+interface EncodeCacheSlot {
+  message: StoredMessage | undefined;
+  key: number;
+  bytes: Buffer;
+  idOffset: number;
+}
+const encodeCache: EncodeCacheSlot[] = [3, 4, 5, 6].map(() => ({ message: undefined, key: -1, bytes: Buffer.alloc(0), idOffset: 0 }));
 
 function encodePublish(packet: PublishPacket, message: StoredMessage, version: ProtocolVersion): Buffer {
-  // Per-subscriber properties or topic alias: nothing to share.
-  if (packet.topic !== message.topic || packet.properties !== message.properties) return encode(packet, version);
-  const key = version * 16 + packet.qos * 4 + (packet.retain ? 2 : 0) + (packet.dup ? 1 : 0);
-  if (cacheMessage === message && cacheKey === key) {
-    if (packet.qos === 0) return cacheBytes;
-    const copy = Buffer.allocUnsafe(cacheBytes.length);
-    cacheBytes.copy(copy);
-    copy.writeUInt16BE(packet.packetId ?? 0, cacheIdOffset);
+  // Per-subscriber properties or topic alias: nothing to share. v3 packets carry no properties at all.
+  if (packet.topic !== message.topic || (version === 5 && packet.properties !== message.properties)) {
+    return encode(packet, version);
+  }
+  const slot = encodeCache[version - 3] as EncodeCacheSlot;
+  const key = packet.qos * 4 + (packet.retain ? 2 : 0) + (packet.dup ? 1 : 0);
+  if (slot.message === message && slot.key === key) {
+    if (packet.qos === 0) return slot.bytes;
+    const copy = Buffer.allocUnsafe(slot.bytes.length);
+    slot.bytes.copy(copy);
+    copy.writeUInt16BE(packet.packetId ?? 0, slot.idOffset);
     return copy;
   }
   const bytes = encode(packet, version);
-  cacheMessage = message;
-  cacheKey = key;
-  cacheBytes = bytes;
+  slot.message = message;
+  slot.key = key;
+  slot.bytes = bytes;
   if (packet.qos > 0) {
     // Fixed header (1 byte + Remaining Length), then the topic (2-byte length + bytes), then the packet id.
     let i = 1;
     while ((bytes[i] as number) & 0x80) i++;
     i++;
-    cacheIdOffset = i + 2 + bytes.readUInt16BE(i);
+    slot.idOffset = i + 2 + bytes.readUInt16BE(i);
   }
   return bytes;
 }

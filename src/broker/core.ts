@@ -210,13 +210,13 @@ export class BrokerCore {
         pending.timer = this.clock.setTimeout(() => {
           if (session.pendingWill !== pending) return;
           session.pendingWill = undefined;
-          this.publishWill(session.clientId, will, this.clock.now());
+          this.publishWill(session.clientId, will, this.clock.now(), session.username);
         }, delay * 1000);
         pending.timer.unref?.();
         session.pendingWill = pending;
       } else {
         // [MQTT-3.1.2-8] published when the connection closes without DISCONNECT 0x00.
-        this.publishWill(session.clientId, will, now);
+        this.publishWill(session.clientId, will, now, session.username);
       }
     }
     if (session.expiryInterval === 0) {
@@ -263,7 +263,7 @@ export class BrokerCore {
     if (pending !== undefined) {
       if (pending.timer !== undefined) this.clock.clearTimeout(pending.timer);
       session.pendingWill = undefined;
-      this.publishWill(session.clientId, pending.will, now);
+      this.publishWill(session.clientId, pending.will, now, session.username);
     }
     // MQTT 5.0 4.8.2: messages of a shared subscription not completed by a member whose session ends go to
     // another member of the group.
@@ -380,7 +380,7 @@ export class BrokerCore {
   }
 
   /** Publishes a will as an application message from `clientId`. */
-  publishWill(clientId: string, will: Will, now: number): void {
+  publishWill(clientId: string, will: Will, now: number, username?: string): void {
     const message: StoredMessage = {
       topic: will.topic,
       payload: will.payload,
@@ -400,7 +400,8 @@ export class BrokerCore {
       if (p.userProperties !== undefined) ((fwd.userProperties = p.userProperties), (any = true));
       if (any) message.properties = fwd;
     }
-    if (!this.canPublish(clientId, undefined, will.topic, will.qos, will.retain)) return;
+    // The will is authorized as a publish of its client at the time it goes out.
+    if (!this.canPublish(clientId, username, will.topic, will.qos, will.retain)) return;
     this.stats.messagesReceived++;
     this.publish(message, now);
     this.discardPending();

@@ -119,3 +119,17 @@ test('MQTT 5.0: broker close sends DISCONNECT 0x8B (server shutting down) to con
   const [d] = await disconnected;
   assert.equal(d.reasonCode, 0x8b);
 });
+
+test('MQTT 5.0: Broker.disconnectClient sends DISCONNECT 0x98 and publishes the will', async (t) => {
+  const { broker, url } = await startBroker(t);
+  const watcher = await connect(t, url, { protocolVersion: 5, clientId: 'watcher' });
+  await watcher.subscribeAsync('will');
+  const c = await connect(t, url, { protocolVersion: 5, clientId: 'kicked', will: { topic: 'will', payload: Buffer.from('kicked'), qos: 0, retain: false } });
+  const disconnected = once(c, 'disconnect') as Promise<[{ reasonCode?: number }]>;
+  const will = nextMessage(watcher);
+  assert.equal(broker.disconnectClient('kicked'), true);
+  assert.equal(broker.disconnectClient('nobody'), false);
+  const [d] = await disconnected;
+  assert.equal(d.reasonCode, 0x98);
+  assert.equal((await will)[1].toString(), 'kicked');
+});
