@@ -652,29 +652,34 @@ export class Decoder {
   /** Skips `skip` bytes, then copies the next `len` bytes (known to be buffered) into a new buffer. */
   #gather(skip: number, len: number): Buffer {
     const out = Buffer.allocUnsafe(len);
+    const chunks = this.#chunks;
     let filled = 0;
     let toSkip = skip;
-    const chunks = this.#chunks;
+    let off = this.#off;
+    let i = 0;
+    // Walk the chunks with an index and drop the consumed ones in one splice (shift() per chunk is quadratic).
     while (filled < len || toSkip > 0) {
-      const c = chunks[0]!;
-      let avail = c.length - this.#off;
+      const c = chunks[i]!;
+      let avail = c.length - off;
       if (toSkip > 0) {
         const s = Math.min(toSkip, avail);
         toSkip -= s;
-        this.#off += s;
+        off += s;
         avail -= s;
       }
       const take = Math.min(len - filled, avail);
       if (take > 0) {
-        c.copy(out, filled, this.#off, this.#off + take);
+        c.copy(out, filled, off, off + take);
         filled += take;
-        this.#off += take;
+        off += take;
       }
-      if (this.#off === c.length) {
-        chunks.shift();
-        this.#off = 0;
+      if (off === c.length) {
+        i++;
+        off = 0;
       }
     }
+    chunks.splice(0, i);
+    this.#off = off;
     return out;
   }
 }
