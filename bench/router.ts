@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SubscriptionTree, type SubscriptionEntry } from '../src/broker/router/subscription-tree.js';
@@ -21,6 +21,9 @@ interface QlobberModule {
 }
 
 const quick = process.argv.includes('--quick');
+const loadBefore = loadavg()
+  .map((l) => l.toFixed(2))
+  .join(' ');
 const ROUND_MS = quick ? 100 : 400;
 const ROUNDS = quick ? 3 : 5;
 
@@ -264,6 +267,8 @@ const md = [
   `# Router micro-benchmark, ${date}`,
   '',
   `- node ${process.version}, ${cpuList.length} CPUs (${cpuList[0]?.model ?? 'unknown'}), commit ${commit(root)}`,
+  `- load average before/after: ${loadBefore} / ${loadavg().map((l) => l.toFixed(2)).join(' ')} (a shared machine:`,
+  '  compare rows of one run with each other, not with other runs)',
   `- \`npx tsx bench/router.ts${quick ? ' --quick' : ''}\`: median of ${ROUNDS} rounds of ${ROUND_MS} ms, one process;`,
   '  ns/op is per `match` call (retained: per `match(filter, now)` call). qlobber rows are the Aedes matcher, same',
   '  sets, same process (it returns values, no per-client merge).',
