@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -95,4 +95,33 @@ test('telemq passwd refuses bad usage with exit code 1 and leaves the file alone
   r = await telemq(['passwd', '--bogus', file, 'alice']);
   assert.equal(r.code, 1);
   assert.equal(await readFile(file, 'utf8'), before);
+});
+
+/** Runs the CLI on a pseudo-terminal (util-linux `script`), typing each answer after its prompt appears. */
+function onTerminal(args: string[], answers: string[]): Promise<{ code: number | null; output: string }> {
+  const cmd = [process.execPath, cli, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
+  const child = spawn('script', ['-q', '-e', '-c', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  let prompts = 0;
+  child.stdout.on('data', (d: Buffer) => {
+    output += d.toString();
+    const seen = (output.match(/password: /gi) ?? []).length;
+    while (prompts < seen && prompts < answers.length) child.stdin.write(answers[prompts++] + '\r');
+  });
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, output })));
+}
+
+test('telemq passwd on a terminal prompts twice without echoing the password', { skip: !existsSync('/usr/bin/script') && 'needs util-linux script' }, async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'passwd');
+  const r = await onTerminal(['passwd', '-c', file, 'bob'], ['tty-secret', 'tty-secret']);
+  assert.equal(r.code, 0, r.output);
+  assert.match(r.output, /Password: /);
+  assert.match(r.output, /Reenter password: /);
+  assert.doesNotMatch(r.output, /tty-secret/, 'the password is not echoed');
+  assert.equal(await (await PasswordFile.load(file)).verify('bob', 'tty-secret'), true);
+  const mismatch = await onTerminal(['passwd', file, 'bob'], ['one', 'two']);
+  assert.notEqual(mismatch.code, 0);
+  assert.match(mismatch.output, /do not match/);
+  assert.equal(await (await PasswordFile.load(file)).verify('bob', 'tty-secret'), true, 'unchanged');
 });
