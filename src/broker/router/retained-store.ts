@@ -13,7 +13,10 @@ export interface RetainedMessage {
   /** Never empty: an empty payload clears the topic instead of being stored. */
   readonly payload: Buffer;
   readonly qos: QoS;
-  /** v5 PUBLISH properties as received (the broker rewrites Message Expiry Interval when sending). */
+  /**
+   * v5 PUBLISH properties as received, minus Topic Alias (connection-scoped). The broker rewrites Message Expiry
+   * Interval when sending.
+   */
   readonly properties?: Properties;
   /**
    * When the message expires, in the broker clock's milliseconds (the same clock as every `now` passed to the
@@ -27,7 +30,9 @@ export interface RetainedMessage {
 /**
  * Where the broker keeps retained messages. Synchronous because it sits on the publish and subscribe hot paths.
  * A persistent implementation (SQLite, ...) keeps a memory mirror (e.g. a {@link MemoryRetainedStore}) that answers
- * every read, and writes changes through to storage; it loads the mirror at startup.
+ * every read, and writes changes through to storage; it loads the mirror at startup. `expiresAt`/`storedAt` are in
+ * the broker clock, which need not survive a restart: such a store persists remaining time or wall-clock time and
+ * converts when loading.
  *
  * Expired messages are never returned; `match`/`get` drop those they meet, `purgeExpired` drops the rest.
  */
