@@ -64,14 +64,15 @@ export function loopbackListenersAllowAnonymous(name: string): boolean {
 
 /**
  * The anonymous policy of a set of listeners, looked up by the listener's current name (names change when a port 0
- * is bound): each entry's `allowAnonymous`, or loopback-only when it is absent. Unknown names are refused.
+ * is bound): each entry's `allowAnonymous`, or loopback-only when it is absent. A name not in `entries` (a listener
+ * passed in code) gets the loopback rule from the host in its name.
  */
 export function anonymousPolicy(
   entries: ReadonlyArray<{ listener: { readonly name: string }; host: string; allowAnonymous?: boolean }>,
 ): (listenerName: string) => boolean {
   return (name) => {
     const e = entries.find((x) => x.listener.name === name);
-    return e !== undefined && defaultAllowAnonymous(e);
+    return e === undefined ? loopbackListenersAllowAnonymous(name) : defaultAllowAnonymous(e);
   };
 }
 

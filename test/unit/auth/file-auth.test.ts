@@ -149,16 +149,22 @@ test('create rejects a missing or broken file', async (t) => {
 test('anonymousPolicy looks listeners up by their current name; loopback-only unless allowAnonymous is set', async () => {
   const { anonymousPolicy } = await import('../../../src/broker/auth/file-auth.js');
   const local = { name: 'tcp://127.0.0.1:0' };
+  const closedLocal = { name: 'tcp://[::1]:0' };
   const pub = { name: 'mqtts://0.0.0.0:8883' };
   const open = { name: 'ws://0.0.0.0:8080' };
   const policy = anonymousPolicy([
     { listener: local, host: '127.0.0.1' },
     { listener: pub, host: '0.0.0.0' },
     { listener: open, host: '0.0.0.0', allowAnonymous: true },
+    { listener: closedLocal, host: '::1', allowAnonymous: false },
   ]);
+  assert.equal(policy('tcp://[::1]:0'), false, 'allowAnonymous: false on loopback');
   local.name = 'tcp://127.0.0.1:40001'; // bound: the name now has the real port
   assert.equal(policy('tcp://127.0.0.1:40001'), true);
   assert.equal(policy('mqtts://0.0.0.0:8883'), false);
   assert.equal(policy('ws://0.0.0.0:8080'), true);
-  assert.equal(policy('tcp://127.0.0.1:0'), false, 'stale or unknown names are refused');
+  // Names not in the list: the loopback rule from the host in the name.
+  assert.equal(policy('mqtts://127.0.0.1:8883'), true);
+  assert.equal(policy('ws://[::]:8080'), false);
+  assert.equal(policy('in-process'), false);
 });
