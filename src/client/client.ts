@@ -155,6 +155,7 @@ export class MqttClient extends Emitter<ClientEvents> {
   /** QoS 2 packet ids received and not yet released by PUBREL. */
   #incomingQos2 = new Set<number>();
   #streams = new Set<MessageStream>();
+  #backlog: Message[] = [];
   #server: ServerLimits = {
     receiveMaximum: 65_535,
     maximumPacketSize: MAX_PACKET_SIZE,
@@ -359,8 +360,13 @@ export class MqttClient extends Emitter<ClientEvents> {
    */
   messages(filter?: string): AsyncIterableIterator<Message> {
     const stream = new MessageStream(filter, (s) => this.#streams.delete(s));
-    if (this.#state === 'closed') stream.finish();
-    else this.#streams.add(stream);
+    if (this.#state === 'closed') {
+      stream.finish();
+      return stream;
+    }
+    this.#streams.add(stream);
+    const backlog = this.#backlog.splice(0);
+    for (const m of backlog) this.#deliver(m);
     return stream;
   }
 
@@ -948,7 +954,10 @@ export class MqttClient extends Emitter<ClientEvents> {
       case 'pubcomp': {
         const flow = this.#flows.get(packet.packetId);
         if (flow === undefined || flow.state !== 'pubrel' || !flow.onWire) return;
-        this.#completeFlow(flow, packet.reasonCode ?? 0, packet.properties);
+        // The successful PUBREC already made the broker the owner; a PUBCOMP 0x92 (id not found) only
+        // means an earlier PUBCOMP was lost, so the flow completes either way.
+        const code = packet.reasonCode ?? 0;
+        this.#completeFlow(flow, code < 0x80 ? code : (flow.pubrecCode ?? 0), packet.properties);
         return;
       }
       case 'suback':
@@ -1034,8 +1043,24 @@ export class MqttClient extends Emitter<ClientEvents> {
   }
 
   #deliver(message: Message): void {
+    if (this.#streams.size === 0 && this.listenerCount('message') === 0) {
+      // Nobody listens yet (a kept session delivers right after CONNACK, before connect() returns):
+      // keep the newest messages for the first consumer.
+      this.#backlog.push(message);
+      if (this.#backlog.length > (this.#options.backlogLimit ?? 1000)) this.#backlog.shift();
+      return;
+    }
     this.emit('message', message);
     for (const stream of this.#streams) stream.push(message);
+  }
+
+  override on<K extends keyof ClientEvents>(event: K, listener: ClientEvents[K]): this {
+    super.on(event, listener);
+    if (event === 'message' && this.#backlog.length > 0) {
+      const backlog = this.#backlog.splice(0);
+      for (const m of backlog) this.#deliver(m);
+    }
+    return this;
   }
 
   #onPubrec(conn: Conn, packetId: number, reasonCode: number, properties: Properties | undefined): void {

@@ -51,6 +51,8 @@ export interface ConnectOptions {
   offlineQueueLimit?: number;
   /** v3/v4 only (v5 uses the broker's Receive Maximum): QoS 1/2 PUBLISH in flight at once. Default 65535. */
   maxInflight?: number;
+  /** Messages kept while no 'message' listener or iterator exists, for the first one to attach. Default 1000. */
+  backlogLimit?: number;
   /** v5: replace repeated topic names by Topic Aliases, up to the broker's Topic Alias Maximum. Default false. */
   topicAliases?: boolean;
   /** Durable record of outgoing QoS 1/2 messages (e.g. FileStore from 'telemq/client/file-store'). */
