@@ -219,3 +219,29 @@ test('TlsListener refuses options that cannot be safe', () => {
   assert.throws(() => new TlsListener({ host: '127.0.0.1', port: 0, certFile: 'c', keyFile: 'k', requireClientCertificate: true }), /needs caFile/);
   assert.throws(() => new TlsListener({ host: '127.0.0.1', port: 0, certFile: 'c', keyFile: 'k', identityFrom: 'cn' }), /requireClientCertificate/);
 });
+
+function sClient(port: number, args: string[]): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      'openssl',
+      ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-verify_return_error', ...args],
+      { timeout: 5000 },
+      (err, stdout, stderr) => resolve({ code: err ? 1 : 0, out: stdout + stderr }),
+    );
+    child.stdin?.end();
+  });
+}
+
+test('openssl s_client: verifies the broker, completes mTLS with the client certificate, fails without one', async (t) => {
+  const p = await pki(t);
+  const { port } = await startTlsBroker(t, p, { caFile: p.file('ca.crt'), requireClientCertificate: true });
+  const ok = await sClient(port, ['-CAfile', p.file('ca.crt'), '-cert', p.file('client.crt'), '-key', p.file('client.key')]);
+  assert.equal(ok.code, 0, ok.out);
+  assert.match(ok.out, /Verify return code: 0 \(ok\)/);
+  // TLS 1.2 makes the server's refusal part of the handshake (with 1.3 it arrives after s_client has finished).
+  const noCert = await sClient(port, ['-CAfile', p.file('ca.crt'), '-tls1_2']);
+  assert.notEqual(noCert.code, 0);
+  assert.match(noCert.out, /alert handshake failure/);
+  const wrongCa = await sClient(port, ['-CAfile', p.file('foreign.crt'), '-cert', p.file('client.crt'), '-key', p.file('client.key')]);
+  assert.notEqual(wrongCa.code, 0, 'the broker certificate does not verify against another CA');
+});
