@@ -245,3 +245,11 @@ test('openssl s_client: verifies the broker, completes mTLS with the client cert
   const wrongCa = await sClient(port, ['-CAfile', p.file('foreign.crt'), '-cert', p.file('client.crt'), '-key', p.file('client.key')]);
   assert.notEqual(wrongCa.code, 0, 'the broker certificate does not verify against another CA');
 });
+
+test('mTLS with identityFrom: a verified certificate lacking that field is closed before MQTT', async (t) => {
+  const p = await pki(t);
+  // The client certificates carry a CN but no subjectAltName.
+  const { port, broker } = await startTlsBroker(t, p, { caFile: p.file('ca.crt'), requireClientCertificate: true, identityFrom: 'san-dns' });
+  await assert.rejects(connectOnce(t, `mqtts://127.0.0.1:${port}`, await tlsOpts(p, 'client')));
+  assert.equal(broker.connectionCount, 0);
+});

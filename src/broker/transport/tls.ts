@@ -159,6 +159,12 @@ export class TlsListener implements Listener {
       if (mutual) {
         // rejectUnauthorized guarantees the chain verified; describe it for the authenticator.
         const peer = describePeer(socket, o.identityFrom);
+        if (o.identityFrom !== undefined && peer?.identity === undefined) {
+          // The username must come from the certificate; one without that field identifies nobody.
+          this.#log.warn({ listener: this.name, remoteAddress: socket.remoteAddress, identityFrom: o.identityFrom }, 'client certificate has no identity');
+          socket.destroy();
+          return;
+        }
         if (peer !== undefined) meta.certificate = peer;
       }
       onConnection(socket, meta);

@@ -177,7 +177,14 @@ export class WsListener implements Listener {
         const meta: ConnectionMeta = { listener: this.name };
         if (socket.remoteAddress !== undefined) meta.remoteAddress = socket.remoteAddress;
         if (mutual) {
-          const peer = describePeer(socket as TLSSocket, o.tls?.identityFrom);
+          const from = o.tls?.identityFrom;
+          const peer = describePeer(socket as TLSSocket, from);
+          if (from !== undefined && peer?.identity === undefined) {
+            this.#log.warn({ listener: this.name, remoteAddress: socket.remoteAddress, identityFrom: from }, 'client certificate has no identity');
+            ws.close(1008, 'client certificate has no identity');
+            stream.destroy();
+            return;
+          }
           if (peer !== undefined) meta.certificate = peer;
         }
         onConnection(stream, meta);
