@@ -115,11 +115,10 @@ const MIGRATIONS: readonly Migration[] = [
 export const SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
 
 /**
- * Checks that `db` is a telemq database this build can use and migrates it to {@link SCHEMA_VERSION}.
- * A new, empty file gets the current schema. Throws {@link StorageError} for a foreign or newer database.
+ * Checks, reading only, that `db` is empty or a telemq database not newer than `target`. Throws
+ * {@link StorageError} otherwise. @returns the stored schema version (0 for a new file).
  */
-export function migrate(db: BetterSqlite3.Database, path: string, migrations: readonly Migration[] = MIGRATIONS): void {
-  const target = migrations[migrations.length - 1]?.version ?? 0;
+export function checkSchema(db: BetterSqlite3.Database, path: string, target: number = SCHEMA_VERSION): number {
   const version = db.pragma('user_version', { simple: true }) as number;
   const appId = db.pragma('application_id', { simple: true }) as number;
   if (appId !== 0 && appId !== APPLICATION_ID) {
@@ -132,7 +131,7 @@ export function migrate(db: BetterSqlite3.Database, path: string, migrations: re
     throw new StorageError(
       'TELEMQ_ERR_STORAGE_NEWER',
       `storage ${path}: schema version ${version} is newer than this telemq supports (${target}); ` +
-        'upgrade telemq or point storage.path elsewhere. The database was left untouched',
+        'upgrade telemq or point the storage path elsewhere. The database was left untouched',
     );
   }
   if (version === 0) {
@@ -144,7 +143,17 @@ export function migrate(db: BetterSqlite3.Database, path: string, migrations: re
       );
     }
   }
-  for (const m of migrations) {
+  return version;
+}
+
+/**
+ * Brings `db` to the last version of `list` (default: this build's schema), one transaction per migration, so a
+ * failing migration leaves the database at the previous version. Runs {@link checkSchema} first.
+ */
+export function migrate(db: BetterSqlite3.Database, path: string, list: readonly Migration[] = MIGRATIONS): void {
+  const target = list[list.length - 1]?.version ?? 0;
+  const version = checkSchema(db, path, target);
+  for (const m of list) {
     if (m.version <= version) continue;
     db.transaction(() => {
       db.exec(m.sql);

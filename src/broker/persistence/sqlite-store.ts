@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Properties, ProtocolVersion, QoS, RetainHandling } from '../../protocol/index.js';
 import { silentLogger, type Logger } from '../../shared/logger.js';
-import { migrate, StorageError } from './schema.js';
+import { checkSchema, migrate, StorageError } from './schema.js';
 import type {
   PersistedSession,
   SessionRecord,
@@ -77,8 +77,11 @@ function openFile(path: string, durability: Durability): BetterSqlite3.Database 
     });
   }
   try {
-    // EXCLUSIVE before WAL: no shared-memory index, and the lock taken below keeps a second broker off the file.
+    // EXCLUSIVE before the first access: WAL then needs no shared-memory index, and the lock taken below keeps a
+    // second broker off the file.
     db.pragma('locking_mode = EXCLUSIVE');
+    // Read-only checks first, so a foreign, corrupt or newer file is refused before anything is written to it.
+    checkSchema(db, path);
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${durability === 'sync' ? 'FULL' : 'NORMAL'}`);
     // Take the write lock now: a second process fails here, not at its first publish.
@@ -201,6 +204,21 @@ export class SqliteDatabase {
     this.#commit([op]);
   }
 
+  /**
+   * Queues `op` and commits the whole pending batch before returning (batch/sync): for writes that precede a packet
+   * the broker sends without waiting for the store (see SqliteStore.putOutgoing). `none`: queued like write().
+   */
+  writeAndCommit(op: Op): Promise<void> | undefined {
+    if (this.#closed) throw new StorageError('TELEMQ_ERR_STORAGE_CLOSED', `storage ${this.path}: closed`);
+    this.#ops.push(op);
+    if (this.durability === 'none') {
+      this.#schedule();
+      return undefined;
+    }
+    const err = this.flush();
+    return err === undefined ? undefined : Promise.reject(err as Error);
+  }
+
   #schedule(): void {
     if (this.#immediate !== undefined) return;
     if (this.#batchIntervalMs === 0 || this.#ops.length >= this.#maxBatchOps) {
@@ -214,8 +232,8 @@ export class SqliteDatabase {
     this.flush();
   };
 
-  /** Commits everything queued now; the batch's promise settles with the result. */
-  flush(): void {
+  /** Commits everything queued now; the batch's promise settles with the result. @returns the error, if any. */
+  flush(): unknown {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     if (this.#immediate !== undefined) clearImmediate(this.#immediate);
     this.#timer = undefined;
@@ -226,16 +244,17 @@ export class SqliteDatabase {
     this.#batch = undefined;
     if (ops.length === 0) {
       batch?.resolve();
-      return;
+      return undefined;
     }
     try {
       this.#commit(ops);
     } catch (err) {
       this.logger.error({ err, path: this.path, writes: ops.length }, 'storage commit failed');
       batch?.reject(err);
-      return;
+      return err;
     }
     batch?.resolve();
+    return undefined;
   }
 
   /** Registers a purge of expired rows, run every cleanupIntervalMs. */
@@ -477,14 +496,20 @@ export class SqliteStore implements Store {
     return this.database.write(() => this.#s.dequeue.run(clientId, seq));
   }
 
+  /**
+   * The 'pubrel' state is committed before this returns: the broker sends PUBREL right after this call without
+   * waiting for a promise, and a PUBREL whose state was lost in a crash would make the restarted broker resend the
+   * PUBLISH, which the client delivers a second time (QoS 2 exactly once broken).
+   */
   putOutgoing(clientId: string, outgoing: StoredOutgoing): Promise<void> | undefined {
     const row = deliveryRow(outgoing.delivery);
     const state = outgoing.state === 'pubrel' ? 1 : 0;
     const packetId = outgoing.packetId;
-    return this.database.write(() => {
+    const op = (): void => {
       // The ord is spent even when the row exists (the upsert keeps the old one): only its order matters.
       this.#s.putOutgoing.run(clientId, packetId, this.#nextOrd++, state, ...row, clientId);
-    });
+    };
+    return state === 1 ? this.database.writeAndCommit(op) : this.database.write(op);
   }
 
   deleteOutgoing(clientId: string, packetId: number): Promise<void> | undefined {
@@ -495,8 +520,12 @@ export class SqliteStore implements Store {
     return this.database.write(() => this.#s.putIncoming.run(clientId, packetId, clientId));
   }
 
+  /**
+   * Committed before this returns: the broker sends PUBCOMP right after, and an id that outlived a crash would make
+   * the restarted broker take the client's next QoS 2 message under that id for a resend and drop it.
+   */
   deleteIncomingQoS2(clientId: string, packetId: number): Promise<void> | undefined {
-    return this.database.write(() => this.#s.delIncoming.run(clientId, packetId));
+    return this.database.writeAndCommit(() => this.#s.delIncoming.run(clientId, packetId));
   }
 
   /** Commits pending writes and closes the database (the retained store shares it). */

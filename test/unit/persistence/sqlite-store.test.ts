@@ -1,0 +1,180 @@
+/** SqliteStore beyond the shared conformance suite: group commit per durability mode, expiry, cleanup. */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { decodeProperties, encodeProperties } from '../../../src/broker/persistence/sqlite-store.js';
+import { delivery } from './store-conformance.js';
+import { openSqlite, tempDir } from './helpers.js';
+
+const count = (o: ReturnType<typeof openSqlite>, table: string): number =>
+  (o.database.db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+
+test('batch: writes of one turn share one commit; nothing is committed before its promise settles', async (t) => {
+  const o = openSqlite(t, { path: join(tempDir(t), 'a.db'), durability: 'batch' });
+  assert.equal(o.database.db.pragma('synchronous', { simple: true }), 1, 'synchronous=NORMAL');
+  assert.equal(o.database.db.pragma('journal_mode', { simple: true }), 'wal');
+  const p1 = o.store.putSession({ clientId: 'c', protocolVersion: 5, sessionExpiryInterval: 10 });
+  const p2 = o.store.enqueue('c', 1, delivery('t', 'x'));
+  assert.ok(p1 instanceof Promise && p2 instanceof Promise);
+  assert.equal(p1, p2, 'one promise per batch');
+  assert.equal(count(o, 'sessions'), 0, 'not committed yet');
+  await p2;
+  assert.equal(count(o, 'sessions'), 1);
+  assert.equal(count(o, 'queue'), 1);
+  const p3 = o.store.dequeue('c', 1);
+  assert.notEqual(p3, p1, 'a new batch after the commit');
+  await p3;
+  assert.equal(count(o, 'queue'), 0);
+});
+
+test('batch: with batchIntervalMs the batch waits for the timer, maxBatchOps commits early', async (t) => {
+  const o = openSqlite(t, { path: join(tempDir(t), 'a.db'), durability: 'batch', batchIntervalMs: 60_000, maxBatchOps: 3 });
+  const p = o.store.putSession({ clientId: 'c', protocolVersion: 5, sessionExpiryInterval: 10 });
+  o.store.enqueue('c', 1, delivery('t', 'x'));
+  o.store.enqueue('c', 2, delivery('t', 'y'));
+  // The third write reached maxBatchOps: committed at the end of this turn, not after 60 s.
+  await p;
+  assert.equal(count(o, 'queue'), 2);
+});
+
+test('sync: synchronous=FULL and acks wait for the commit', async (t) => {
+  const o = openSqlite(t, { path: join(tempDir(t), 'a.db'), durability: 'sync' });
+  assert.equal(o.database.db.pragma('synchronous', { simple: true }), 2, 'synchronous=FULL');
+  const p = o.store.putSession({ clientId: 'c', protocolVersion: 5, sessionExpiryInterval: 10 });
+  assert.ok(p instanceof Promise);
+  assert.equal(count(o, 'sessions'), 0);
+  await p;
+  assert.equal(count(o, 'sessions'), 1);
+});
+
+test('none: methods return synchronously; the background commit and close() write everything', async (t) => {
+  const path = join(tempDir(t), 'a.db');
+  const o = openSqlite(t, { path, durability: 'none', batchIntervalMs: 60_000 });
+  assert.equal(o.store.putSession({ clientId: 'c', protocolVersion: 5, sessionExpiryInterval: 10 }), undefined);
+  assert.equal(o.store.enqueue('c', 1, delivery('t', 'x')), undefined);
+  o.store.close();
+  const again = openSqlite(t, { path, durability: 'none' });
+  const [s] = again.store.loadSessions();
+  assert.equal(s?.queue.length, 1);
+});
+
+test('[MQTT-4.3.3-10] PUBREL state and the end of an incoming QoS 2 id are committed before the call returns', async (t) => {
+  const o = openSqlite(t, { path: join(tempDir(t), 'a.db'), durability: 'batch', batchIntervalMs: 60_000 });
+  const d = delivery('t', 'x', { qos: 2 });
+  const pending = o.store.putSession({ clientId: 'c', protocolVersion: 5, sessionExpiryInterval: 10 });
+  o.store.putOutgoing('c', { packetId: 7, state: 'publish', delivery: d });
+  assert.ok(pending instanceof Promise);
+  assert.equal(o.store.putOutgoing('c', { packetId: 7, state: 'pubrel', delivery: d }), undefined);
+  // The whole batch (session, publish state, pubrel state) is in the file now.
+  const row = o.database.db.prepare('SELECT state FROM outgoing').get() as { state: number };
+  assert.equal(row.state, 1);
+  await pending; // settled by that commit, not by the 60 s timer
+  o.store.putIncomingQoS2('c', 9);
+  assert.equal(o.store.deleteIncomingQoS2('c', 9), undefined);
+  assert.equal(count(o, 'incoming_qos2'), 0);
+  assert.equal(o.database.db.inTransaction, false);
+});
+
+test('a failed commit rejects the promise of every write in the batch and is logged', async (t) => {
+  const errors: unknown[] = [];
+  const logger = {
+    debug() {},
+    info() {},
+    warn() {},
+    error(obj: object) {
+      errors.push(obj);
+    },
+    child() {
+      return logger;
+    },
+  };
+  const o = openSqlite(t, { path: join(tempDir(t), 'a.db'), durability: 'batch', logger });
+  const p = o.store.putSession({ clientId: 'c', protocolVersion: 5, sessionExpiryInterval: 10 });
+  o.database.write(() => {
+    o.database.db.prepare('INSERT INTO no_such_table VALUES (1)').run();
+  });
+  await assert.rejects(p as Promise<void>);
+  assert.equal(errors.length, 1);
+  // The transaction rolled back as a whole.
+  assert.equal(count(o, 'sessions'), 0);
+});
+
+test('session expiry across a restart: expired sessions are not loaded and are deleted', (t) => {
+  const path = join(tempDir(t), 'a.db');
+  const t0 = 1_700_000_000_000;
+  const first = openSqlite(t, { path, durability: 'batch' });
+  first.store.putSession({ clientId: 'short', protocolVersion: 5, sessionExpiryInterval: 10, disconnectedAt: t0 });
+  first.store.putSession({ clientId: 'long', protocolVersion: 5, sessionExpiryInterval: 3600, disconnectedAt: t0 });
+  first.store.putSession({ clientId: 'forever', protocolVersion: 4, sessionExpiryInterval: 0xffffffff, disconnectedAt: t0 });
+  // Connected when the broker stopped: the broker counts its expiry from the restart.
+  first.store.putSession({ clientId: 'online', protocolVersion: 5, sessionExpiryInterval: 10 });
+  first.store.putSubscription('short', { topicFilter: 'a', qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 });
+  first.store.close();
+
+  const early = openSqlite(t, { path, durability: 'batch', now: () => t0 + 5_000 });
+  assert.deepEqual(early.store.loadSessions().map((s) => s.record.clientId).sort(), ['forever', 'long', 'online', 'short']);
+  early.store.close();
+
+  const late = openSqlite(t, { path, durability: 'batch', now: () => t0 + 11_000 });
+  const loaded = late.store.loadSessions();
+  assert.deepEqual(loaded.map((s) => s.record.clientId).sort(), ['forever', 'long', 'online']);
+  assert.equal(loaded.find((s) => s.record.clientId === 'long')?.record.disconnectedAt, t0);
+  late.database.flush();
+  assert.equal(count(late, 'subscriptions'), 0, 'the expired session was deleted with its subscriptions');
+  assert.equal(count(late, 'sessions'), 3);
+});
+
+test('[MQTT-3.3.2-5] a queued message that expired while the broker was down is not loaded', (t) => {
+  const path = join(tempDir(t), 'a.db');
+  const t0 = 1_700_000_000_000;
+  const first = openSqlite(t, { path, durability: 'batch' });
+  first.store.putSession({ clientId: 'c', protocolVersion: 5, sessionExpiryInterval: 0xffffffff, disconnectedAt: t0 });
+  const soon = delivery('t', 'soon');
+  soon.message = { ...soon.message, expiresAt: t0 + 1000 };
+  const later = delivery('t', 'later');
+  later.message = { ...later.message, expiresAt: t0 + 100_000 };
+  first.store.enqueue('c', 1, soon);
+  first.store.enqueue('c', 2, later);
+  first.store.enqueue('c', 3, delivery('t', 'never'));
+  first.store.close();
+  const again = openSqlite(t, { path, durability: 'batch', now: () => t0 + 2000 });
+  const [s] = again.store.loadSessions();
+  assert.deepEqual(s?.queue.map((q) => q.delivery.message.payload.toString()), ['later', 'never']);
+});
+
+test('background cleanup purges expired sessions (after a minute of slack), queued and retained messages', (t) => {
+  let now = 1_700_000_000_000;
+  const o = openSqlite(t, { path: join(tempDir(t), 'a.db'), durability: 'batch', now: () => now });
+  const t0 = now;
+  o.store.putSession({ clientId: 'old', protocolVersion: 5, sessionExpiryInterval: 1, disconnectedAt: t0 });
+  o.store.putSession({ clientId: 'kept', protocolVersion: 5, sessionExpiryInterval: 3600, disconnectedAt: t0 });
+  const exp = delivery('t', 'x');
+  exp.message = { ...exp.message, expiresAt: t0 + 10 };
+  o.store.enqueue('kept', 1, exp);
+  o.store.enqueue('kept', 2, delivery('t', 'y'));
+  o.retained.set('r/1', { topic: 'r/1', payload: Buffer.from('a'), qos: 0, storedAt: t0, expiresAt: t0 + 10 });
+  o.retained.set('r/2', { topic: 'r/2', payload: Buffer.from('b'), qos: 0, storedAt: t0 });
+  o.database.flush();
+  now = t0 + 30_000; // 'old' expired 29 s ago: within the slack, left to the broker's own timer
+  o.database.cleanup();
+  o.database.flush();
+  assert.equal(count(o, 'sessions'), 2);
+  assert.equal(count(o, 'queue'), 1);
+  assert.equal(count(o, 'retained'), 1);
+  now = t0 + 62_000;
+  o.database.cleanup();
+  o.database.flush();
+  assert.equal(count(o, 'sessions'), 1);
+});
+
+test('properties codec: Buffers survive, other values are plain JSON', () => {
+  const p = {
+    payloadFormatIndicator: 1,
+    contentType: 'application/json',
+    correlationData: Buffer.from([0, 1, 0xfe]),
+    userProperties: [['$b', 'x'] as [string, string]],
+  };
+  assert.deepEqual(decodeProperties(encodeProperties(p)), p);
+  assert.equal(encodeProperties(undefined), null);
+  assert.equal(decodeProperties(null), undefined);
+});
