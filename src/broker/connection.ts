@@ -82,6 +82,8 @@ export class Connection {
   #flushScheduled = false;
   #pausedForBackpressure = false;
   #closing = false;
+  /** Our side is half-closed: nothing more may be written. */
+  #ended = false;
   #closed = false;
   #closeReason: string | undefined;
   #lastRx: number;
@@ -164,6 +166,7 @@ export class Connection {
     if (this.#closed) return;
     this.#closed = true;
     this.#closing = true;
+    this.#ended = true;
     const clock = this.#core.clock;
     for (const t of [this.#keepAliveTimer, this.#connectTimer, this.#graceTimer]) if (t !== undefined) clock.clearTimeout(t);
     const wasConnected = this.channel.session !== undefined;
@@ -181,9 +184,9 @@ export class Connection {
   readonly #onConnectTimeout = (): void => {
     this.#connectTimer = undefined;
     const state = this.channel.state;
+    // Runs even while a hook or store write is pending: a hook that never answers must not hold the socket.
     if (state === 'awaitingConnect' || state === 'authenticating') {
-      this.#run(this.channel.handleKeepAliveTimeout(this.#core.clock.now()));
-      this.#scheduleFlush();
+      this.#runNow(this.channel.handleKeepAliveTimeout(this.#core.clock.now()));
     }
   };
 
@@ -193,8 +196,7 @@ export class Connection {
     const clock = this.#core.clock;
     const idle = clock.now() - this.#lastRx;
     if (idle >= this.#keepAliveMs) {
-      this.#run(this.channel.handleKeepAliveTimeout(clock.now()));
-      this.#scheduleFlush();
+      this.#runNow(this.channel.handleKeepAliveTimeout(clock.now()));
       return;
     }
     // Re-arm for the rest of the interval: cheaper than resetting a timer on every packet.
@@ -221,6 +223,12 @@ export class Connection {
       }
       this.#exec(actions[i] as Action);
     }
+  }
+
+  /** Runs `actions` at once, past a pending promise (timeouts: the connection is being closed anyway). */
+  #runNow(actions: readonly Action[]): void {
+    for (const a of actions) this.#exec(a);
+    this.#scheduleFlush();
   }
 
   /** Runs `actions` ahead of anything queued (the answer of a hook or store the queue waited for). */
@@ -339,7 +347,7 @@ export class Connection {
   // --- output ------------------------------------------------------------------------------------------------
 
   #send(packet: Packet, message: StoredMessage | undefined): void {
-    if (this.#closed) return;
+    if (this.#ended) return;
     const version = this.channel.protocolVersion;
     if (packet.type === 'publish' && packet.qos === 0) {
       const waiting = this.#outBytes + this.#socket.writableLength;
@@ -396,7 +404,7 @@ export class Connection {
   readonly #flush = (): void => {
     this.#flushScheduled = false;
     const out = this.#out;
-    if (out.length === 0 || this.#closed) return;
+    if (out.length === 0 || this.#ended) return;
     const bytes = out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out, this.#outBytes);
     this.#out = [];
     this.#outBytes = 0;
@@ -429,6 +437,8 @@ export class Connection {
     this.#closing = true;
     this.#closeReason ??= reason;
     this.#flush();
+    this.#ended = true;
+    this.#queue.length = 0;
     const s = this.#socket;
     s.end();
     // Keep reading (and discarding) so the peer's FIN is seen and 'close' fires.
@@ -441,6 +451,7 @@ export class Connection {
   /** Immediately destroys the socket (broker close after the grace period). */
   destroy(): void {
     this.#flush();
+    this.#ended = true;
     this.#socket.destroy();
   }
 
