@@ -26,6 +26,8 @@ export type BrokerConfigInput = Parameters<typeof startBroker>[1];
 export interface TestBroker {
   port: number;
   url: string;
+  /** For tests of server-initiated shutdown. */
+  close(): Promise<void>;
 }
 
 const cleanups = new WeakMap<TestContext, Array<() => unknown>>();
@@ -44,7 +46,7 @@ export async function broker(t: TestContext, config?: BrokerConfigInput): Promis
     for (const fn of list.splice(0)) await fn();
   });
   const b = await startBroker(t, config);
-  return { port: b.port, url: b.url };
+  return { port: b.port, url: b.url, close: () => b.broker.close(500) };
 }
 
 let seq = 0;

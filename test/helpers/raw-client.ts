@@ -149,7 +149,7 @@ export class RawClient {
     return p;
   }
 
-  /** Resolves true if nothing arrives within ms (and the connection stays up), false otherwise. */
+  /** The next packet if one arrives within ms, 'closed' if the connection closes first, undefined if nothing happens. */
   async silentFor(ms: number): Promise<RawPacket | 'closed' | undefined> {
     try {
       return await this.next(ms);
@@ -395,7 +395,7 @@ export function unsubscribe(o: { version?: Version; packetId?: number; propertie
 /** PUBACK / PUBREC / PUBREL / PUBCOMP. v3 form when reasonCode is undefined. */
 export function ack(type: number, packetId: number, reasonCode?: number, properties?: Props): Buffer {
   const first = (type << 4) | (type === T.PUBREL ? 0x02 : 0);
-  const parts = [u16(packetId)];
+  const parts: Buffer[] = [u16(packetId)];
   if (reasonCode !== undefined) parts.push(Buffer.from([reasonCode]));
   if (properties !== undefined) parts.push(props(properties));
   return packet(first, ...parts);
@@ -406,7 +406,7 @@ export const pingreq = (): Buffer => hex('c000');
 /** DISCONNECT; v3 form (no body) when reasonCode is undefined. */
 export function disconnect(reasonCode?: number, properties?: Props): Buffer {
   if (reasonCode === undefined) return hex('e000');
-  const parts = [Buffer.from([reasonCode])];
+  const parts: Buffer[] = [Buffer.from([reasonCode])];
   if (properties !== undefined) parts.push(props(properties));
   return packet(0xe0, ...parts);
 }

@@ -7,6 +7,7 @@ import {
   connect,
   packet,
   parseConnack,
+  parseDisconnect,
   pingreq,
   prop,
   rawSubscribe,
@@ -249,4 +250,42 @@ test('connect timeout: a socket that never sends CONNECT is closed (3.1: the Ser
   const started = Date.now();
   await c.waitClose(2500);
   assert.ok(Date.now() - started >= 250, 'not before the configured timeout');
+});
+
+test('MQTT 3.1: an empty client id is rejected with CONNACK 0x02 (3.1 CONNECT: the id is 1 to 23 characters)', async (t) => {
+  const { port } = await broker(t);
+  const { client, connack } = await rawAny(t, port, { version: 3, clientId: '', clean: true });
+  assert.equal(connack.code, 0x02, 'identifier rejected');
+  await client.waitClose(3000);
+});
+
+test('MQTT 3.1: a client id longer than 23 characters is rejected with CONNACK 0x02 (3.1 CONNECT)', async (t) => {
+  const { port } = await broker(t);
+  const { client, connack } = await rawAny(t, port, { version: 3, clientId: 'a'.repeat(24) });
+  assert.equal(connack.code, 0x02, 'identifier rejected');
+  await client.waitClose(3000);
+});
+
+for (const v of [3, 4, 5] as const) {
+  test(`[MQTT-3.12.4-1] v${v}: PINGREQ is answered with PINGRESP`, async (t) => {
+    const { port } = await broker(t);
+    const c = await raw(t, port, { version: v, clientId: uid() });
+    c.send(pingreq());
+    const p = await c.expect(T.PINGRESP);
+    assert.equal(p.raw.toString('hex'), 'd000');
+  });
+}
+
+test('shutdown: v5 clients get DISCONNECT 0x8B (Server shutting down), v4 clients are closed', async (t) => {
+  const b = await broker(t);
+  const c5 = await raw(t, b.port, { version: 5, clientId: uid() });
+  const c4 = await raw(t, b.port, { version: 4, clientId: uid() });
+  const closing = b.close();
+  const unread5 = await c5.waitClose(3000);
+  const unread4 = await c4.waitClose(3000);
+  await closing;
+  const d = unread5.find((p) => p.type === T.DISCONNECT);
+  assert.ok(d, 'v5 DISCONNECT before the close');
+  assert.equal(parseDisconnect(d).reasonCode, 0x8b);
+  assert.equal(unread4.filter((p) => p.type === T.DISCONNECT).length, 0, 'no DISCONNECT to a v3 client');
 });

@@ -1,8 +1,8 @@
 /** PUBLISH delivery at QoS 0, 1 and 2, downgrade, packet identifiers, DUP, ordering. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { T, ack, parseAck, publish, type Version } from '../../helpers/raw-client.js';
-import { ackPublish, broker, nextPublish, raw, sub, uid } from '../support.js';
+import { T, ack, parseAck, publish, rawSubscribe, type Version } from '../../helpers/raw-client.js';
+import { ackPublish, broker, expectErrorClose, nextPublish, raw, sub, uid } from '../support.js';
 
 const VERSIONS: readonly Version[] = [4, 5];
 
@@ -201,4 +201,22 @@ test('[MQTT-3.3.2-3] a wildcard subscriber receives the publisher topic name, no
   const p = await raw(t, port, { version: 4, clientId: uid() });
   p.send(publish({ topic: `${base}/a/x/b/c`, payload: 'deep' }));
   assert.equal((await nextPublish(s, 4)).topic, `${base}/a/x/b/c`);
+});
+
+test('v5: a PUBLISH above the server Maximum QoS -> DISCONNECT 0x9B QoS not supported (3.2.2.3.4)', async (t) => {
+  const { port } = await broker(t, { mqtt: { maximumQoS: 1 } });
+  const c = await raw(t, port, { version: 5, clientId: uid() });
+  c.send(publish({ version: 5, topic: 'q', payload: 'x', qos: 2, packetId: 1 }));
+  await expectErrorClose(c, 5, [0x9b]);
+});
+
+test('v4: with Maximum QoS 1 a QoS 2 PUBLISH is delivered at most at QoS 1 (granted QoS is capped)', async (t) => {
+  const { port } = await broker(t, { mqtt: { maximumQoS: 1 } });
+  const topic = `mq1/${uid()}`;
+  const s = await raw(t, port, { version: 4, clientId: uid() });
+  assert.deepEqual(await rawSubscribe(s, 4, 1, { topic, qos: 2 }), [1]);
+  const p = await raw(t, port, { version: 4, clientId: uid() });
+  p.send(publish({ topic, payload: 'x', qos: 1, packetId: 1 }));
+  await p.expect(T.PUBACK);
+  assert.equal((await nextPublish(s, 4)).qos, 1);
 });
