@@ -33,3 +33,16 @@ export async function startBroker(
   if (address === undefined) throw new Error('broker has no listener');
   return { broker, port: address.port, host: '127.0.0.1', url: `mqtt://127.0.0.1:${address.port}` };
 }
+
+/**
+ * Resolves with the arguments of the next `event` of an MQTT.js client (its typings are not a Node EventEmitter,
+ * so `events.once` does not type-check on it).
+ */
+export function nextEvent<T extends unknown[]>(
+  emitter: { once(event: string, listener: (...args: never[]) => void): unknown },
+  event: string,
+): Promise<T> {
+  return new Promise<T>((resolve) => {
+    emitter.once(event, ((...args: unknown[]) => resolve(args as T)) as (...args: never[]) => void);
+  });
+}

@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { connectAsync } from 'mqtt';
+import { nextEvent } from '../helpers/broker.js';
 
 // Compiled (build/test/integration/*.js) or run by tsx (test/integration/*.ts): the CLI sits in the same tree.
 const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
@@ -35,7 +36,7 @@ test('telemq broker --port 0: serves clients, logs JSON, SIGTERM sends v5 client
   const port = await listening;
   const client = await connectAsync(`mqtt://127.0.0.1:${port}`, { protocolVersion: 5, clientId: 'cli-test', reconnectPeriod: 0 });
   t.after(() => client.endAsync(true));
-  const disconnected = once(client, 'disconnect') as Promise<[{ reasonCode?: number }]>;
+  const disconnected = nextEvent(client, 'disconnect') as Promise<[{ reasonCode?: number }]>;
   const exited = once(child, 'exit') as Promise<[number | null]>;
   child.kill('SIGTERM');
   const [d] = await disconnected;

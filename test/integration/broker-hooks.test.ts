@@ -6,7 +6,7 @@ import { connect as netConnect } from 'node:net';
 import { connectAsync } from 'mqtt';
 import { encode } from '../../src/protocol/index.js';
 import type { Authenticator } from '../../src/broker/index.js';
-import { startBroker } from '../helpers/broker.js';
+import { nextEvent, startBroker } from '../helpers/broker.js';
 
 const authenticator: Authenticator = {
   authenticate: async (r) => {
@@ -49,7 +49,7 @@ test('an async authenticator: accepts, refuses (0x86 / v3 0x04), a throw gives 0
   assert.ok(Date.now() - started >= 250);
   // The broker still serves the authenticated client.
   await good.subscribeAsync('t');
-  const got = once(good, 'message') as Promise<[string, Buffer]>;
+  const got = nextEvent(good, 'message') as Promise<[string, Buffer]>;
   await good.publishAsync('t', 'alive');
   assert.equal((await got)[1].toString(), 'alive');
 });

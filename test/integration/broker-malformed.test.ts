@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connectAsync } from 'mqtt';
 import { encode } from '../../src/protocol/index.js';
-import { startBroker } from '../helpers/broker.js';
+import { nextEvent, startBroker } from '../helpers/broker.js';
 
 /** Writes `chunks` and collects everything the broker sends until it closes the connection. */
 async function exchange(port: number, chunks: Buffer[]): Promise<Buffer> {
@@ -88,7 +88,7 @@ test('each malformed or forbidden packet closes only its connection; another cli
     await t.test(c.name, async () => {
       const reply = await exchange(port, c.chunks);
       c.check(reply);
-      const got = once(good, 'message') as Promise<[string, Buffer]>;
+      const got = nextEvent(good, 'message') as Promise<[string, Buffer]>;
       await good.publishAsync('still/alive', c.name, { qos: 1 });
       const [, payload] = await got;
       assert.equal(payload.toString(), c.name);

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect as mqttConnect, connectAsync, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
-import { startBroker } from '../helpers/broker.js';
+import { nextEvent, startBroker } from '../helpers/broker.js';
 
 async function connect(t: { after(fn: () => unknown): void }, url: string, opts: IClientOptions): Promise<MqttClient> {
   const c = await connectAsync(url, { reconnectPeriod: 0, ...opts });
@@ -12,7 +12,7 @@ async function connect(t: { after(fn: () => unknown): void }, url: string, opts:
 }
 
 function nextMessage(c: MqttClient): Promise<[string, Buffer, IPublishPacket]> {
-  return once(c, 'message') as Promise<[string, Buffer, IPublishPacket]>;
+  return nextEvent(c, 'message') as Promise<[string, Buffer, IPublishPacket]>;
 }
 
 for (const protocolVersion of [4, 5] as const) {
@@ -104,7 +104,7 @@ test('MQTT 5.0: subscription identifiers, user properties and a takeover disconn
   assert.deepEqual(packet.properties?.subscriptionIdentifier, 12);
   assert.deepEqual({ ...packet.properties?.userProperties }, { k: 'v' });
   assert.equal(packet.properties?.contentType, 'text/plain');
-  const disconnected = once(sub, 'disconnect') as Promise<[{ reasonCode?: number }]>;
+  const disconnected = nextEvent(sub, 'disconnect') as Promise<[{ reasonCode?: number }]>;
   const usurper = await connect(t, url, { protocolVersion: 5, clientId: 'sub' });
   const [d] = await disconnected;
   assert.equal(d.reasonCode, 0x8e);
@@ -114,7 +114,7 @@ test('MQTT 5.0: subscription identifiers, user properties and a takeover disconn
 test('MQTT 5.0: broker close sends DISCONNECT 0x8B (server shutting down) to connected clients', async (t) => {
   const { broker, url } = await startBroker(t);
   const c = await connect(t, url, { protocolVersion: 5, clientId: 'c' });
-  const disconnected = once(c, 'disconnect') as Promise<[{ reasonCode?: number }]>;
+  const disconnected = nextEvent(c, 'disconnect') as Promise<[{ reasonCode?: number }]>;
   await broker.close();
   const [d] = await disconnected;
   assert.equal(d.reasonCode, 0x8b);
@@ -125,7 +125,7 @@ test('MQTT 5.0: Broker.disconnectClient sends DISCONNECT 0x98 and publishes the 
   const watcher = await connect(t, url, { protocolVersion: 5, clientId: 'watcher' });
   await watcher.subscribeAsync('will');
   const c = await connect(t, url, { protocolVersion: 5, clientId: 'kicked', will: { topic: 'will', payload: Buffer.from('kicked'), qos: 0, retain: false } });
-  const disconnected = once(c, 'disconnect') as Promise<[{ reasonCode?: number }]>;
+  const disconnected = nextEvent(c, 'disconnect') as Promise<[{ reasonCode?: number }]>;
   const will = nextMessage(watcher);
   assert.equal(broker.disconnectClient('kicked'), true);
   assert.equal(broker.disconnectClient('nobody'), false);
