@@ -1,7 +1,6 @@
 /** End-to-end smoke tests over TCP with MQTT.js, for MQTT 3.1.1 and 5.0. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { connect as mqttConnect, connectAsync, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import { nextEvent, startBroker } from '../helpers/broker.js';
 
