@@ -252,9 +252,13 @@ export class Channel implements SessionOwner {
   // SessionOwner: output not caused by this client's input
 
   deliver(delivery: StoredDelivery, now: number): void {
-    if (this.state !== 'connected' && this.state !== 'authenticating') return;
     const session = this.#session;
     if (session === undefined) return;
+    if (this.state !== 'connected') {
+      // Closing but not yet detached from the session: keep QoS 1/2 for the next connection.
+      if (delivery.qos > 0) this.#core.enqueue(session, delivery);
+      return;
+    }
     const expiresAt = delivery.message.expiresAt;
     // [MQTT-3.3.2-5] an expired message is not delivered.
     if (expiresAt !== undefined && expiresAt <= now) return;

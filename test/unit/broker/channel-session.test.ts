@@ -241,3 +241,17 @@ test('DISCONNECT can shorten the session expiry interval', () => {
   clock.advance(1_000);
   assert.equal(core.sessions.has('c'), false);
 });
+
+test('QoS 1 messages arriving while a persistent session closes are kept for the next connection', () => {
+  const { client } = setup();
+  const s = client(4);
+  s.connect({ clientId: 's', cleanStart: false });
+  s.subscribe('t', 1);
+  s.in({ type: 'disconnect' }); // closing; the socket has not closed yet
+  const p = client(4);
+  p.connect({ clientId: 'p' });
+  p.publish('t', 'in-between', 1);
+  s.drop();
+  const got = publishes(client(4).connect({ clientId: 's', cleanStart: false }));
+  assert.deepEqual(got.map((m) => m.payload.toString()), ['in-between']);
+});
