@@ -25,5 +25,6 @@ export type {
   WillOptions,
 } from './types.js';
 export { MqttError, PacketTooLargeError, TopicNameInvalidError } from '../protocol/errors.js';
+export { topicMatches, isValidTopicFilter, isValidTopicName } from '../protocol/topic.js';
 export type { Properties } from '../protocol/packets.js';
 export type { QoS } from '../protocol/constants.js';
