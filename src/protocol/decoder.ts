@@ -69,20 +69,21 @@ function vbi(): number {
     const byte = u8();
     value += (byte & 0x7f) * mult;
     if (byte < 0x80) {
-      // [MQTT-1.5.5-1] the minimum number of bytes must be used.
+      // [MQTT-1.5.5-1] the minimum number of bytes must be used (properties exist only in v5).
       if (byte === 0 && i > 1) throw new MalformedPacketError('variable byte integer is not minimally encoded', 'MQTT-1.5.5-1');
       return value;
     }
+    // Section 1.5.5: at most four bytes.
     if (i === 4) throw new MalformedPacketError('variable byte integer longer than 4 bytes');
     mult *= 128;
   }
 }
 
 function utf8Error(s: number, e: number): MalformedPacketError {
-  // [MQTT-1.5.4-2] no U+0000.
-  if (b.subarray(s, e).includes(0)) return new MalformedPacketError('string contains U+0000', 'MQTT-1.5.4-2');
-  // [MQTT-1.5.4-1] well-formed UTF-8, no surrogates.
-  return new MalformedPacketError('string is not well-formed UTF-8', 'MQTT-1.5.4-1');
+  // [MQTT-1.5.4-2] (3.1.1: [MQTT-1.5.3-2]) no U+0000: a Malformed Packet.
+  if (b.subarray(s, e).includes(0)) return new MalformedPacketError('string contains U+0000', ver === 5 ? 'MQTT-1.5.4-2' : 'MQTT-1.5.3-2');
+  // [MQTT-1.5.4-1] (3.1.1: [MQTT-1.5.3-1]) well-formed UTF-8, no surrogates: a Malformed Packet.
+  return new MalformedPacketError('string is not well-formed UTF-8', ver === 5 ? 'MQTT-1.5.4-1' : 'MQTT-1.5.3-1');
 }
 
 function str(): string {
@@ -136,10 +137,28 @@ function bin(): Buffer {
   return b.subarray(s, p);
 }
 
-function packetId(): number {
+/**
+ * Rules a zero Packet Identifier breaks, [v5, v3.1.1]. SUBSCRIBE, UNSUBSCRIBE and PUBLISH carry a non-zero
+ * identifier [MQTT-2.2.1-3] (3.1.1: [MQTT-2.3.1-1]); acknowledgements repeat the identifier of the packet they
+ * acknowledge [MQTT-2.2.1-5] [MQTT-2.2.1-6] (3.1.1: [MQTT-2.3.1-6] names PUBACK, PUBREC and PUBREL; [MQTT-2.3.1-7]
+ * SUBACK and UNSUBACK), which is never 0. 3.1.1 names no rule for PUBCOMP.
+ */
+const ID_RULES = {
+  publish: ['MQTT-2.2.1-3', 'MQTT-2.3.1-1'],
+  subscribe: ['MQTT-2.2.1-3', 'MQTT-2.3.1-1'],
+  unsubscribe: ['MQTT-2.2.1-3', 'MQTT-2.3.1-1'],
+  puback: ['MQTT-2.2.1-5', 'MQTT-2.3.1-6'],
+  pubrec: ['MQTT-2.2.1-5', 'MQTT-2.3.1-6'],
+  pubrel: ['MQTT-2.2.1-5', 'MQTT-2.3.1-6'],
+  pubcomp: ['MQTT-2.2.1-5', undefined],
+  suback: ['MQTT-2.2.1-6', 'MQTT-2.3.1-7'],
+  unsuback: ['MQTT-2.2.1-6', 'MQTT-2.3.1-7'],
+} as const satisfies Record<string, readonly [string, string | undefined]>;
+
+function packetId(type: keyof typeof ID_RULES): number {
   const id = u16();
-  // [MQTT-2.2.1-3] (3.1.1: [MQTT-2.3.1-1]) a packet identifier is non-zero.
-  if (id === 0) throw new ProtocolError('packet identifier 0', ver === 5 ? 'MQTT-2.2.1-3' : 'MQTT-2.3.1-1');
+  // A well-formed packet whose data the protocol does not allow: a Protocol Error (section 1.2).
+  if (id === 0) throw new ProtocolError('packet identifier 0', ID_RULES[type][ver === 5 ? 0 : 1]);
   return id;
 }
 
@@ -206,7 +225,8 @@ function properties(mask: number, where: string): Properties | undefined {
   end = outerEnd;
   const props = out as Properties;
   if (props.authenticationData !== undefined && props.authenticationMethod === undefined) {
-    // Sections 3.1.2.11.10, 3.2.2.3.18, 3.15.2.2.3.
+    // Section 3.1.2.11.10: "It is a Protocol Error to include Authentication Data if there is no Authentication
+    // Method"; data without a method has no meaning in CONNACK either.
     throw new ProtocolError('Authentication Data without Authentication Method');
   }
   if (props.responseTopic !== undefined && /[+#]/.test(props.responseTopic)) {
@@ -230,10 +250,23 @@ const R_DISCONNECT = reasonSet(ReasonCodesByPacket.disconnect);
 const R_AUTH = reasonSet(ReasonCodesByPacket.auth);
 const R_SUBACK_V3 = reasonSet([0x00, 0x01, 0x02, 0x80]);
 
+/** Rule naming each packet's reason code table: the sender MUST use one of them. */
+const REASON_RULES: Readonly<Record<string, string>> = {
+  CONNACK: 'MQTT-3.2.2-8',
+  PUBACK: 'MQTT-3.4.2-1',
+  PUBREC: 'MQTT-3.5.2-1',
+  PUBREL: 'MQTT-3.6.2-1',
+  PUBCOMP: 'MQTT-3.7.2-1',
+  SUBACK: 'MQTT-3.9.3-2',
+  UNSUBACK: 'MQTT-3.11.3-2',
+  DISCONNECT: 'MQTT-3.14.2-1',
+  AUTH: 'MQTT-3.15.2-1',
+};
+
 function reason(set: Uint8Array, where: string): number {
   const rc = u8();
-  // Section 2.4: only the reason codes listed for a packet may be sent in it.
-  if (set[rc] !== 1) throw new ProtocolError(`reason code 0x${rc.toString(16)} is not valid in ${where}`);
+  // A parsed byte the protocol does not allow in this packet: a Protocol Error (section 1.2).
+  if (set[rc] !== 1) throw new ProtocolError(`reason code 0x${rc.toString(16)} is not valid in ${where}`, REASON_RULES[where]);
   return rc;
 }
 
@@ -313,12 +346,12 @@ function parsePublish(flags: number): PublishPacket {
   const topic = topicStr();
   const hasWildcard = wild;
   const packet: PublishPacket = { type: 'publish', topic, payload: EMPTY, qos, retain: (flags & 1) !== 0, dup: (flags & 8) !== 0 };
-  if (qos !== 0) packet.packetId = packetId();
+  if (qos !== 0) packet.packetId = packetId('publish');
   if (ver === 5) {
     const props = properties(MASK.publish, 'PUBLISH');
     if (props !== undefined) packet.properties = props;
     if (topic.length === 0 && props?.topicAlias === undefined) {
-      // Section 3.3.4: a zero-length Topic Name without a Topic Alias is a Protocol Error.
+      // Section 3.3.2.1: "It is a Protocol Error if the Topic Name is zero length and there is no Topic Alias".
       throw new ProtocolError('empty Topic Name without Topic Alias');
     }
   } else if (topic.length === 0) {
@@ -334,7 +367,7 @@ function parsePublish(flags: number): PublishPacket {
 type AckName = 'puback' | 'pubrec' | 'pubrel' | 'pubcomp';
 
 function parseAck(type: AckName, set: Uint8Array): Packet {
-  const id = packetId();
+  const id = packetId(type);
   if (ver !== 5) {
     done();
     return { type, packetId: id };
@@ -349,7 +382,7 @@ function parseAck(type: AckName, set: Uint8Array): Packet {
 }
 
 function parseSubscribe(): Packet {
-  const id = packetId();
+  const id = packetId('subscribe');
   const props = ver === 5 ? properties(MASK.subscribe, 'SUBSCRIBE') : undefined;
   if (props?.subscriptionIdentifiers !== undefined && props.subscriptionIdentifiers.length > 1) {
     // Section 3.8.2.1.2: Subscription Identifier at most once in SUBSCRIBE.
@@ -369,7 +402,7 @@ function parseSubscribe(): Packet {
       if (retainHandling === 3) throw new ProtocolError('Retain Handling 3');
       subscriptions.push({ topicFilter, qos: qos as QoS, noLocal: (opts & 4) !== 0, retainAsPublished: (opts & 8) !== 0, retainHandling: retainHandling as RetainHandling });
     } else {
-      // [MQTT-3-8.3-4] (3.1.1) reserved bits 0 and QoS 0..2, otherwise malformed.
+      // [MQTT-3-8.3-4] (3.1.1, the id as printed there) reserved bits 0 and QoS 0..2, otherwise malformed.
       if ((opts & 0xfc) !== 0 || qos === 3) throw new MalformedPacketError('invalid requested QoS byte', 'MQTT-3-8.3-4');
       subscriptions.push({ topicFilter, qos: qos as QoS, noLocal: false, retainAsPublished: false, retainHandling: 0 });
     }
@@ -380,7 +413,7 @@ function parseSubscribe(): Packet {
 }
 
 function parseSuback(): Packet {
-  const id = packetId();
+  const id = packetId('suback');
   const props = ver === 5 ? properties(MASK.suback, 'SUBACK') : undefined;
   const reasonCodes: number[] = [];
   while (p < end) {
@@ -397,7 +430,7 @@ function parseSuback(): Packet {
 }
 
 function parseUnsubscribe(): Packet {
-  const id = packetId();
+  const id = packetId('unsubscribe');
   const props = ver === 5 ? properties(MASK.unsubscribe, 'UNSUBSCRIBE') : undefined;
   const topicFilters: string[] = [];
   while (p < end) topicFilters.push(str());
@@ -407,7 +440,7 @@ function parseUnsubscribe(): Packet {
 }
 
 function parseUnsuback(): Packet {
-  const id = packetId();
+  const id = packetId('unsuback');
   if (ver !== 5) {
     done();
     return { type: 'unsuback', packetId: id, reasonCodes: [] };
@@ -458,6 +491,11 @@ function parseAuth(): Packet {
   if (p === end) return { type: 'auth', reasonCode: 0 };
   const rc = reason(R_AUTH, 'AUTH');
   const props = properties(MASK.auth, 'AUTH');
+  // Section 3.15.2.2.2: "It is a Protocol Error to omit the Authentication Method". Success without properties
+  // may omit it (section 3.15.2.1 allows that AUTH as Remaining Length 0), also when spelt out as rc 0 + length 0.
+  if (props?.authenticationMethod === undefined && (rc !== 0 || props !== undefined)) {
+    throw new ProtocolError('AUTH without Authentication Method');
+  }
   done();
   return props === undefined ? { type: 'auth', reasonCode: rc } : { type: 'auth', reasonCode: rc, properties: props };
 }
@@ -520,6 +558,14 @@ function headerError(type: number, flags: number, remaining: number, version: Pr
       // [MQTT-3.6.1-1] [MQTT-3.8.1-1] [MQTT-3.10.1-1] flags 0b0010. MQTT 3.1 also set DUP on resends.
       if (flags === 2 || (version === 3 && flags === 0x0a)) return undefined;
       return new MalformedPacketError(`invalid fixed header flags 0x${flags.toString(16)}`, type === PacketType.PUBREL ? 'MQTT-3.6.1-1' : type === PacketType.SUBSCRIBE ? 'MQTT-3.8.1-1' : 'MQTT-3.10.1-1');
+    case PacketType.DISCONNECT:
+      // [MQTT-3.14.1-1] (both versions) reserved bits are 0, otherwise a Malformed Packet.
+      if (flags !== 0) return new MalformedPacketError(`invalid fixed header flags 0x${flags.toString(16)}`, 'MQTT-3.14.1-1');
+      break;
+    case PacketType.AUTH:
+      // [MQTT-3.15.1-1] reserved bits are 0, otherwise malformed.
+      if (flags !== 0) return new MalformedPacketError(`invalid fixed header flags 0x${flags.toString(16)}`, 'MQTT-3.15.1-1');
+      break;
     default:
       // [MQTT-2.1.3-1] (3.1.1: [MQTT-2.2.2-2]) reserved flags are 0.
       if (flags !== 0) return new MalformedPacketError(`invalid fixed header flags 0x${flags.toString(16)}`, flagRule);
@@ -581,8 +627,11 @@ export class Decoder {
       if (byte < 0) return undefined;
       remaining += (byte & 0x7f) * mult;
       if (byte < 0x80) {
-        // [MQTT-1.5.5-1] minimal encoding.
-        if (byte === 0 && n > 1) return this.#fail(new MalformedPacketError('Remaining Length is not minimally encoded', 'MQTT-1.5.5-1'));
+        // [MQTT-1.5.5-1] minimal encoding. 3.1.1 states no such rule; a redundant byte is refused there too.
+        if (byte === 0 && n > 1) {
+          const rule = this.protocolVersion === 3 || this.protocolVersion === 4 ? undefined : 'MQTT-1.5.5-1';
+          return this.#fail(new MalformedPacketError('Remaining Length is not minimally encoded', rule));
+        }
         break;
       }
       // Section 2.1.4: at most 4 bytes.

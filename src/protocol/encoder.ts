@@ -46,8 +46,21 @@ const REASONS = {
   auth: reasonTable(ReasonCodesByPacket.auth),
 } as const;
 
+/** Rule naming each packet's reason code table: the sender MUST use one of them. */
+const REASON_RULES: Readonly<Record<string, string>> = {
+  CONNACK: 'MQTT-3.2.2-8',
+  PUBACK: 'MQTT-3.4.2-1',
+  PUBREC: 'MQTT-3.5.2-1',
+  PUBREL: 'MQTT-3.6.2-1',
+  PUBCOMP: 'MQTT-3.7.2-1',
+  SUBACK: 'MQTT-3.9.3-2',
+  UNSUBACK: 'MQTT-3.11.3-2',
+  DISCONNECT: 'MQTT-3.14.2-1',
+  AUTH: 'MQTT-3.15.2-1',
+};
+
 function checkReason(table: Uint8Array, rc: number, where: string): number {
-  if (!Number.isInteger(rc) || table[rc] !== 1) throw invalid(`reason code ${String(rc)} is not valid in ${where}`);
+  if (!Number.isInteger(rc) || table[rc] !== 1) throw invalid(`reason code ${String(rc)} is not valid in ${where}`, REASON_RULES[where]);
   return rc;
 }
 
@@ -72,12 +85,18 @@ function vbiLength(n: number): number {
   return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : 4;
 }
 
+/** Version being encoded: picks the 3.1.1 or 5.0 number of a rule. Set by checkedRemaining. */
+let encVer: ProtocolVersion = 4;
+
 /** UTF-8 length of an MQTT string field (2-byte prefix not included); throws if not encodable. */
 function strLength(s: unknown, what: string): number {
   if (typeof s !== 'string') throw invalid(`${what} must be a string`);
   const n = utf8CheckedLength(s);
-  // [MQTT-1.5.4-1] [MQTT-1.5.4-2] well-formed, no U+0000; at most 65,535 bytes.
-  if (n === -1) throw invalid(`${what} contains U+0000 or a lone surrogate`, 'MQTT-1.5.4-1');
+  if (n === -1) {
+    // [MQTT-1.5.4-2] (3.1.1: [MQTT-1.5.3-2]) no U+0000; [MQTT-1.5.4-1] (3.1.1: [MQTT-1.5.3-1]) no lone surrogate.
+    if (s.includes('\u0000')) throw invalid(`${what} contains U+0000`, encVer === 5 ? 'MQTT-1.5.4-2' : 'MQTT-1.5.3-2');
+    throw invalid(`${what} contains a lone surrogate`, encVer === 5 ? 'MQTT-1.5.4-1' : 'MQTT-1.5.3-1');
+  }
   if (n > 0xffff) throw invalid(`${what} is longer than 65,535 bytes`);
   return n;
 }
@@ -93,9 +112,29 @@ function checkInt(v: unknown, max: number, what: string, min = 0): number {
   return v;
 }
 
+/**
+ * A non-zero 16-bit packet identifier: SUBSCRIBE, UNSUBSCRIBE and PUBLISH [MQTT-2.2.1-3] [MQTT-2.2.1-4]
+ * (3.1.1: [MQTT-2.3.1-1]); acknowledgements repeat the acknowledged packet's identifier [MQTT-2.2.1-5]
+ * [MQTT-2.2.1-6] (3.1.1: [MQTT-2.3.1-6] for PUBACK, PUBREC, PUBREL; [MQTT-2.3.1-7] for SUBACK, UNSUBACK).
+ */
 function checkPacketId(v: unknown, what: string): number {
-  // [MQTT-2.2.1-3] (3.1.1: [MQTT-2.3.1-1]) non-zero 16-bit packet identifier.
-  return checkInt(v, 0xffff, `${what} packetId`, 1);
+  if (typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 0xffff) return v;
+  const v5 = encVer === 5;
+  let rule: string | undefined;
+  switch (what) {
+    case 'PUBLISH':
+    case 'SUBSCRIBE':
+    case 'UNSUBSCRIBE':
+      rule = v5 ? 'MQTT-2.2.1-3' : 'MQTT-2.3.1-1';
+      break;
+    case 'SUBACK':
+    case 'UNSUBACK':
+      rule = v5 ? 'MQTT-2.2.1-6' : 'MQTT-2.3.1-7';
+      break;
+    default:
+      rule = v5 ? 'MQTT-2.2.1-5' : what === 'PUBCOMP' ? undefined : 'MQTT-2.3.1-6';
+  }
+  throw invalid(`${what} packetId must be an integer in 1..65535`, rule);
 }
 
 function valueLength(def: PropertyDefinition, v: unknown): number {
@@ -304,13 +343,15 @@ function publishRemaining(pk: PublishPacket, v: ProtocolVersion): number {
     checkPacketId(pk.packetId, 'PUBLISH');
     len += 2;
   } else {
-    if (pk.packetId !== undefined) throw invalid('QoS 0 PUBLISH must not have a packetId', 'MQTT-2.2.1-2');
+    // [MQTT-2.2.1-2] (3.1.1: [MQTT-2.3.1-5]) no Packet Identifier at QoS 0.
+    if (pk.packetId !== undefined) throw invalid('QoS 0 PUBLISH must not have a packetId', v === 5 ? 'MQTT-2.2.1-2' : 'MQTT-2.3.1-5');
     // [MQTT-3.3.1-2] DUP is 0 for QoS 0.
     if (pk.dup) throw invalid('QoS 0 PUBLISH with dup', 'MQTT-3.3.1-2');
   }
   if (v === 5) {
     sProps = propsLength(pk.properties, MASKS.publish, 'PUBLISH');
     len += vbiLength(sProps) + sProps;
+    // Section 3.3.2.1: a zero-length Topic Name without a Topic Alias is a Protocol Error.
     if (topicLen === 0 && pk.properties?.topicAlias === undefined) throw invalid('empty topic without Topic Alias');
   } else if (topicLen === 0) {
     throw invalid('empty topic', 'MQTT-4.7.3-1');
@@ -358,7 +399,7 @@ function subscribeRemaining(pk: SubscribePacket, v: ProtocolVersion): number {
   checkPacketId(pk.packetId, 'SUBSCRIBE');
   const subs = pk.subscriptions;
   // [MQTT-3.8.3-2] (3.1.1: [MQTT-3.8.3-3]) at least one subscription.
-  if (!Array.isArray(subs) || subs.length === 0) throw invalid('SUBSCRIBE needs at least one subscription', 'MQTT-3.8.3-3');
+  if (!Array.isArray(subs) || subs.length === 0) throw invalid('SUBSCRIBE needs at least one subscription', v === 5 ? 'MQTT-3.8.3-2' : 'MQTT-3.8.3-3');
   let len = 2;
   if (v === 5) {
     sProps = propsLength(pk.properties, MASKS.subscribe, 'SUBSCRIBE');
@@ -438,6 +479,8 @@ function authRemaining(pk: AuthPacket, v: ProtocolVersion): number {
   const rc = checkReason(REASONS.auth, pk.reasonCode, 'AUTH');
   sProps = propsLength(pk.properties, MASKS.auth, 'AUTH');
   if (sProps === 0 && rc === 0) return 0;
+  // Section 3.15.2.2.2: omitting the Authentication Method is a Protocol Error (bar the Remaining Length 0 form).
+  if (pk.properties?.authenticationMethod === undefined) throw invalid('AUTH without Authentication Method');
   return 1 + vbiLength(sProps) + sProps;
 }
 
@@ -480,7 +523,7 @@ function remainingLength(pk: Packet, v: ProtocolVersion): number {
 
 function checkedRemaining(pk: Packet, v: ProtocolVersion): number {
   if (pk === null || typeof pk !== 'object') throw invalid('packet must be an object');
-  checkVersion(v);
+  encVer = checkVersion(v);
   const rem = remainingLength(pk, v);
   if (rem > MAX_VARIABLE_BYTE_INTEGER) throw invalid(`packet too large: Remaining Length ${rem}`);
   return rem;

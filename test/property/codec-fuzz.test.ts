@@ -251,7 +251,13 @@ function packetArb(v: ProtocolVersion): fc.Arbitrary<Packet> {
     fc.constant<Packet>({ type: 'pingreq' }), fc.constant<Packet>({ type: 'pingresp' }), disconnect,
   ];
   if (v5) {
-    arbs.push(fc.record({ reasonCode: reasonArb(ReasonCodesByPacket.auth), properties: props('auth') }).map((r): Packet => withProps({ type: 'auth', reasonCode: r.reasonCode }, r.properties)));
+    // Section 3.15.2.2.2: every AUTH but the bare Success form (Remaining Length 0) names its Authentication Method.
+    const auth = fc.record({ reasonCode: reasonArb(ReasonCodesByPacket.auth), properties: props('auth') }).map((r): Packet =>
+      r.reasonCode === 0 && r.properties === undefined
+        ? { type: 'auth', reasonCode: 0 }
+        : { type: 'auth', reasonCode: r.reasonCode, properties: { authenticationMethod: 'm', ...r.properties } },
+    );
+    arbs.push(auth);
   }
   return fc.oneof(...arbs);
 }

@@ -11,8 +11,12 @@ const connect = (extra: Record<string, unknown>, v: ProtocolVersion = 4): Packet
 
 const invalid: Array<[string, Packet, ProtocolVersion]> = [
   ['QoS 1 PUBLISH without packetId', pub({ qos: 1 }), 4],
-  ['QoS 0 PUBLISH with a packetId', pub({ packetId: 1 }), 4],
+  ['[MQTT-2.3.1-5] QoS 0 PUBLISH with a packetId (v3.1.1)', pub({ packetId: 1 }), 4],
+  ['[MQTT-2.2.1-2] QoS 0 PUBLISH with a packetId (v5)', pub({ packetId: 1 }), 5],
   ['[MQTT-2.3.1-1] packetId 0', pub({ qos: 1, packetId: 0 }), 4],
+  ['[MQTT-2.2.1-3] v5 SUBSCRIBE packetId 0', { ...(sub({}) as object), packetId: 0 } as Packet, 5],
+  ['[MQTT-2.2.1-5] v5 PUBACK packetId 0', { type: 'puback', packetId: 0 }, 5],
+  ['[MQTT-2.3.1-7] v3.1.1 SUBACK packetId 0', { type: 'suback', packetId: 0, reasonCodes: [0] }, 4],
   ['packetId 65536', pub({ qos: 2, packetId: 65536 }), 5],
   ['packetId 1.5', pub({ qos: 1, packetId: 1.5 }), 5],
   ['[MQTT-3.3.1-4] PUBLISH qos 3', pub({ qos: 3, packetId: 1 }), 4],
@@ -21,8 +25,13 @@ const invalid: Array<[string, Packet, ProtocolVersion]> = [
   ['[MQTT-3.3.2-2] topic with # after non-ASCII', pub({ topic: 'ü/#' }), 5],
   ['[MQTT-4.7.3-1] empty topic in v3.1.1', pub({ topic: '' }), 4],
   ['empty topic in v5 without Topic Alias', pub({ topic: '' }), 5],
-  ['[MQTT-1.5.4-1] lone surrogate in topic', pub({ topic: 'a\ud800' }), 4],
-  ['[MQTT-1.5.4-2] U+0000 in topic', pub({ topic: 'a\u0000' }), 4],
+  ['[MQTT-1.5.3-1] lone surrogate in topic (v3.1.1)', pub({ topic: 'a\ud800' }), 4],
+  ['[MQTT-1.5.3-2] U+0000 in topic (v3.1.1)', pub({ topic: 'a\u0000' }), 4],
+  ['[MQTT-1.5.4-1] lone low surrogate in topic (v5)', pub({ topic: '\udc00a' }), 5],
+  ['[MQTT-1.5.4-2] U+0000 in topic (v5)', pub({ topic: '\u0000' }), 5],
+  ['[MQTT-1.5.4-2] U+0000 in a User Property name (v5)', pub({ properties: { userProperties: [['k\u0000', 'v']] } }), 5],
+  ['[MQTT-1.5.4-1] lone surrogate in a client identifier (v5)', connect({ clientId: 'c\ud800' }, 5), 5],
+  ['[MQTT-1.5.3-2] U+0000 in a user name (v3.1.1)', connect({ username: 'u\u0000' }), 4],
   ['topic longer than 65535 bytes', pub({ topic: 'é'.repeat(40000) }), 4],
   ['payload that is not a Buffer', pub({ payload: 'text' }), 4],
   ['unknown property name', pub({ properties: { topicAliass: 1 } }), 5],
@@ -36,6 +45,7 @@ const invalid: Array<[string, Packet, ProtocolVersion]> = [
   ['userProperties entry not a pair', pub({ properties: { userProperties: [['a']] } }), 5],
   ['Correlation Data that is a string', pub({ properties: { correlationData: 'x' } }), 5],
   ['[MQTT-3.8.3-3] SUBSCRIBE without subscriptions', { type: 'subscribe', packetId: 1, subscriptions: [] }, 4],
+  ['[MQTT-3.8.3-2] v5 SUBSCRIBE without subscriptions', { type: 'subscribe', packetId: 1, subscriptions: [] }, 5],
   ['subscription QoS 3', sub({ qos: 3 }), 4],
   ['Retain Handling 3', sub({ retainHandling: 3 }), 5],
   ['two Subscription Identifiers in SUBSCRIBE', { ...(sub({}) as object), properties: { subscriptionIdentifiers: [1, 2] } } as Packet, 5],
@@ -46,11 +56,13 @@ const invalid: Array<[string, Packet, ProtocolVersion]> = [
   ['v3.1.1 CONNACK return code 6', { type: 'connack', sessionPresent: false, reasonCode: 6 }, 4],
   ['[MQTT-3.2.2-6] v5 CONNACK refusal with Session Present', { type: 'connack', sessionPresent: true, reasonCode: 0x87 }, 5],
   ['[MQTT-3.2.2-4] v3.1.1 CONNACK refusal with Session Present', { type: 'connack', sessionPresent: true, reasonCode: 5 }, 4],
-  ['v5 CONNACK reason 0x10', { type: 'connack', sessionPresent: false, reasonCode: 0x10 }, 5],
-  ['v5 PUBACK reason 0x04', { type: 'puback', packetId: 1, reasonCode: 0x04 }, 5],
-  ['v5 DISCONNECT reason 0x05', { type: 'disconnect', reasonCode: 0x05 }, 5],
+  ['[MQTT-3.2.2-8] v5 CONNACK reason 0x10', { type: 'connack', sessionPresent: false, reasonCode: 0x10 }, 5],
+  ['[MQTT-3.4.2-1] v5 PUBACK reason 0x04', { type: 'puback', packetId: 1, reasonCode: 0x04 }, 5],
+  ['[MQTT-3.14.2-1] v5 DISCONNECT reason 0x05', { type: 'disconnect', reasonCode: 0x05 }, 5],
   ['AUTH in v3.1.1', { type: 'auth', reasonCode: 0 }, 4],
-  ['AUTH reason 0x01', { type: 'auth', reasonCode: 0x01 }, 5],
+  ['[MQTT-3.15.2-1] AUTH reason 0x01', { type: 'auth', reasonCode: 0x01 }, 5],
+  ['AUTH Continue authentication without Authentication Method', { type: 'auth', reasonCode: 0x18 }, 5],
+  ['AUTH Success with a Reason String but no Authentication Method', { type: 'auth', reasonCode: 0, properties: { reasonString: 'x' } }, 5],
   ['Authentication Data without Authentication Method', { type: 'auth', reasonCode: 0x18, properties: { authenticationData: Buffer.from('x') } }, 5],
   ['[MQTT-3.1.2-1] CONNECT level 4 named MQIsdp', connect({ protocolName: 'MQIsdp' }), 4],
   ['CONNECT protocolVersion differs from the encoding version', connect({}, 4), 5],
@@ -66,14 +78,26 @@ const invalid: Array<[string, Packet, ProtocolVersion]> = [
 
 for (const [name, packet, v] of invalid) {
   test(`encode refuses: ${name}`, () => {
-    assert.throws(() => encode(packet, v), InvalidPacketError);
-    assert.throws(() => encodedLength(packet, v), InvalidPacketError);
+    // A rule named in the title is the rule reported, so the case fails for the stated reason.
+    const rule = /^\[(MQTT-[\d.-]+)\]/.exec(name)?.[1];
+    const expected = (err: unknown): boolean => {
+      assert.ok(err instanceof InvalidPacketError, String(err));
+      if (rule !== undefined) assert.equal(err.rule, rule, err.message);
+      return true;
+    };
+    assert.throws(() => encode(packet, v), expected);
+    assert.throws(() => encodedLength(packet, v), expected);
   });
 }
 
 test('[MQTT-3.1.2-22] v5 allows a password without a user name', () => {
   const bytes = encode(connect({ password: Buffer.from('p') }, 5), 5);
   assert.equal(bytes[9]! & 0xc0, 0x40);
+});
+
+test('AUTH Success without properties is the Remaining Length 0 form; any other AUTH names its method', () => {
+  assert.equal(encode({ type: 'auth', reasonCode: 0 }, 5).toString('hex'), 'f000');
+  assert.equal(encode({ type: 'auth', reasonCode: 0x19, properties: { authenticationMethod: 'm' } }, 5).toString('hex'), 'f00619041500016d');
 });
 
 test('v5-only fields are not representable in v3.1.1 and are left out', () => {
