@@ -282,14 +282,16 @@ export class Channel implements SessionOwner {
         : reasonCode === ReasonCode.ServerShuttingDown
           ? 'server shutting down'
           : 'disconnected by the server';
-    this.#begin();
+    // Called from outside (takeover, shutdown, admin) or, through a user hook, from inside one of our handle*
+    // calls: then the output joins that call's actions.
+    const nested = this.#out !== undefined;
+    if (!nested) this.#begin();
     if (this.state === 'connected' || this.state === 'disconnecting') {
       this.#disconnectWith(reasonCode, reason, reasonCode === ReasonCode.SessionTakenOver ? 'MQTT-3.1.4-3' : undefined);
     } else {
       this.#close(reason, undefined, false);
     }
-    const out = this.#end();
-    for (const a of out) this.#sink(a);
+    if (!nested) for (const a of this.#end()) this.#sink(a);
     // The session must be free before the caller goes on (takeover binds it to the new connection).
     this.handleClosed(now);
   }
