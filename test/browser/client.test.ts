@@ -101,7 +101,7 @@ test('browser build: the client publishes and receives over WebSocket in headles
   const pageErrors: string[] = [];
   tab.on('pageerror', (e) => pageErrors.push(e.message));
   await tab.goto(`http://127.0.0.1:${address.port}/`);
-  await tab.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true, undefined, { timeout: 5000 });
+  await tab.waitForFunction(() => (globalThis as unknown as { ready?: boolean }).ready === true, undefined, { timeout: 5000 });
   assert.deepEqual(failedRequests, [], 'every module of the client loads in the browser');
   assert.deepEqual(pageErrors, []);
 
@@ -119,7 +119,7 @@ test('browser build: the client publishes and receives over WebSocket in headles
       end(): Promise<void>;
       protocolVersion: number;
     };
-    const telemq = (window as unknown as { telemq: { connect(url: string, o: object): Promise<Client> } }).telemq;
+    const telemq = (globalThis as unknown as { telemq: { connect(url: string, o: object): Promise<Client> } }).telemq;
     const client = await telemq.connect(wsUrl, { reconnect: false });
     const granted = await client.subscribe('browser/in', { qos: 2 });
     const iterator = client.messages('browser/in');
