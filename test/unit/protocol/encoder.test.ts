@@ -90,7 +90,7 @@ for (const [name, packet, v] of invalid) {
   });
 }
 
-test('[MQTT-3.1.2-22] v5 allows a password without a user name', () => {
+test('v5 allows a password without a user name (section 3.1.2.9; [MQTT-3.1.2-22] is a 3.1.1 rule)', () => {
   const bytes = encode(connect({ password: Buffer.from('p') }, 5), 5);
   assert.equal(bytes[9]! & 0xc0, 0x40);
 });

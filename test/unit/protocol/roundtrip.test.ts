@@ -98,16 +98,18 @@ test('PUBLISH payload is a zero-copy view when the packet lies in one chunk, a c
   assert.equal(q.payload.toString(), 'payload');
 });
 
-test('[MQTT-1.5.4-3] a leading U+FEFF in a string is kept, not stripped', () => {
-  const topic = '\uFEFFtopic';
-  const bytes = encode({ type: 'publish', topic, payload: Buffer.alloc(0), qos: 0, retain: false, dup: false }, 4);
-  assert.deepEqual([...bytes.subarray(4, 7)], [0xef, 0xbb, 0xbf]);
-  const d = new Decoder({ protocolVersion: 4 });
-  d.push(bytes);
-  const p = d.read();
-  assert.ok(p !== undefined && !(p instanceof Error) && p.type === 'publish');
-  assert.equal(p.topic, topic);
-});
+for (const [v, rule] of [[4, 'MQTT-1.5.3-3'], [5, 'MQTT-1.5.4-3']] as const) {
+  test(`[${rule}] a leading U+FEFF in a string is kept, not stripped (v${v})`, () => {
+    const topic = '\uFEFFtopic';
+    const bytes = encode({ type: 'publish', topic, payload: Buffer.alloc(0), qos: 0, retain: false, dup: false }, v);
+    assert.deepEqual([...bytes.subarray(4, 7)], [0xef, 0xbb, 0xbf]);
+    const d = new Decoder({ protocolVersion: v });
+    d.push(bytes);
+    const p = d.read();
+    assert.ok(p !== undefined && !(p instanceof Error) && p.type === 'publish');
+    assert.equal(p.topic, topic);
+  });
+}
 
 test('4-byte UTF-8 (surrogate pairs in JS) round-trips', () => {
   const topic = 'emoji/😀/𝄞';
