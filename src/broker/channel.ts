@@ -333,6 +333,10 @@ export class Channel implements SessionOwner {
       }
       // [MQTT-3.1.3-6] assign a unique identifier; v5 returns it in CONNACK [MQTT-3.1.3-7].
       clientId = `telemq-${core.instanceId}-${(++assignedIdCounter).toString(36)}`;
+    } else if (p.protocolVersion === 3 && clientId.length > 23) {
+      // MQTT 3.1 section 3.1: a client identifier of more than 23 characters gets return code 2.
+      this.#refuse(ReasonCode.ClientIdentifierNotValid, 'MQTT 3.1 client identifiers are at most 23 characters');
+      return;
     } else if (clientId.length > limits.maximumClientIdLength) {
       this.#refuse(ReasonCode.ClientIdentifierNotValid, 'client identifier too long');
       return;

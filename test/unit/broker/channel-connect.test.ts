@@ -207,3 +207,9 @@ test('[MQTT-3.12.4-1] PINGREQ is answered with PINGRESP', () => {
   c.in({ type: 'pingreq' });
   assert.deepEqual(c.sent(), [{ type: 'pingresp' }]);
 });
+
+test('MQTT 3.1: a client id longer than 23 characters is refused with 0x02; 23 is accepted', () => {
+  const { client } = setup();
+  assert.equal((client(3).connect({ clientId: 'x'.repeat(24) })[0] as ConnackPacket).reasonCode, 0x02);
+  assert.equal((client(3).connect({ clientId: 'y'.repeat(23) })[0] as ConnackPacket).reasonCode, 0x00);
+});
