@@ -1,8 +1,8 @@
 /** PUBLISH delivery at QoS 0, 1 and 2, downgrade, packet identifiers, DUP, ordering. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { T, ack, parseAck, publish, rawSubscribe, type Version } from '../../helpers/raw-client.js';
-import { ackPublish, broker, expectErrorClose, nextPublish, raw, sub, uid } from '../support.js';
+import { T, ack, connect, parseAck, pingreq, publish, rawSubscribe, subscribe, type Version } from '../../helpers/raw-client.js';
+import { ackPublish, broker, expectErrorClose, nextPublish, raw, socket, sub, uid } from '../support.js';
 
 const VERSIONS: readonly Version[] = [4, 5];
 
@@ -219,4 +219,66 @@ test('v4: with Maximum QoS 1 a QoS 2 PUBLISH is delivered at most at QoS 1 (gran
   p.send(publish({ topic, payload: 'x', qos: 1, packetId: 1 }));
   await p.expect(T.PUBACK);
   assert.equal((await nextPublish(s, 4)).qos, 1);
+});
+
+test('payload sizes around the Remaining Length byte boundaries arrive intact', async (t) => {
+  const { port } = await broker(t);
+  const topic = `len/${uid()}`;
+  const s = await raw(t, port, { version: 4, clientId: uid() });
+  await sub(s, 4, topic, 1);
+  const p = await raw(t, port, { version: 5, clientId: uid() });
+  // Remaining length = 2 + topic + 2 (packet id) + 1 (v5 property length) + payload.
+  const overhead = 2 + Buffer.byteLength(topic) + 2 + 1;
+  const sizes = [0, 127 - overhead, 128 - overhead, 16_383 - overhead, 16_384 - overhead, 300_000];
+  for (const [i, n] of sizes.entries()) {
+    const payload = Buffer.alloc(n, i + 1);
+    p.send(publish({ version: 5, topic, payload, qos: 1, packetId: i + 1 }));
+    await p.expect(T.PUBACK);
+    const got = await nextPublish(s, 4);
+    assert.equal(got.payload.length, n);
+    assert.ok(got.payload.equals(payload), `payload of ${n} bytes changed`);
+    await ackPublish(s, got);
+  }
+});
+
+test('[MQTT-1.5.3-1] a 65535-byte topic and multi-byte UTF-8 topics are routed unchanged', async (t) => {
+  const { port } = await broker(t);
+  const prefix = uid('L');
+  const long = `${prefix}/${'x'.repeat(65_535 - prefix.length - 1)}`;
+  assert.equal(Buffer.byteLength(long), 65_535);
+  const topics = ['température/°C/😀', 'ﬁlter/日本語', long];
+  for (const topic of topics) {
+    const s = await raw(t, port, { version: 4, clientId: uid() });
+    await sub(s, 4, topic, 0);
+    const p = await raw(t, port, { version: 4, clientId: uid() });
+    p.send(publish({ topic, payload: 'u' }));
+    const got = await nextPublish(s, 4);
+    assert.ok(got.topicBytes.equals(Buffer.from(topic)), 'topic bytes unchanged');
+    s.destroy();
+    p.destroy();
+  }
+});
+
+test('several packets in one TCP segment and a PUBLISH split byte by byte are all processed', async (t) => {
+  const { port } = await broker(t);
+  const topic = `seg/${uid()}`;
+  const c = await socket(t, port);
+  c.send(
+    Buffer.concat([
+      connect({ version: 4, clientId: uid() }),
+      subscribe({ version: 4, packetId: 1 }, { topic, qos: 1 }),
+      publish({ topic, payload: 'self', qos: 1, packetId: 2 }),
+      pingreq(),
+    ]),
+  );
+  const types = [];
+  for (let i = 0; i < 5; i++) types.push((await c.next()).type);
+  assert.deepEqual([...types].sort(), [T.CONNACK, T.PUBLISH, T.PUBACK, T.SUBACK, T.PINGRESP].sort());
+  assert.equal(types[0], T.CONNACK);
+  for (const b of publish({ topic, payload: 'bytewise', qos: 0 })) {
+    c.send(Buffer.from([b]));
+    await new Promise((r) => setImmediate(r));
+  }
+  const got = await nextPublish(c, 4);
+  assert.equal(got.payload.toString(), 'bytewise');
 });

@@ -216,3 +216,31 @@ test('v5: subscription identifiers disabled -> 0xA1 Subscription Identifiers not
   c.send(subscribe({ version: 5, packetId: 1, properties: [[P.SubscriptionIdentifier, 5]] }, { topic: 'x', qos: 0 }));
   await expectFeatureRefused(c, 0xa1, 0);
 });
+
+test('[MQTT-3.8.4-3] v4: re-subscribing to an existing filter re-sends the retained messages', async (t) => {
+  const { port } = await broker(t);
+  const topic = `resub/${uid()}`;
+  const p = await raw(t, port, { version: 4, clientId: uid() });
+  p.send(publish({ topic, payload: 'r', qos: 1, packetId: 1, retain: true }));
+  await p.expect(T.PUBACK);
+  const c = await raw(t, port, { version: 4, clientId: uid() });
+  await sub(c, 4, topic, 0, 1);
+  assert.equal((await nextPublish(c, 4)).retain, true);
+  await sub(c, 4, topic, 0, 2);
+  const again = await nextPublish(c, 4);
+  assert.equal(again.payload.toString(), 'r');
+  assert.equal(again.retain, true);
+});
+
+test('v5: re-subscribing with a new Subscription Identifier replaces the old one', async (t) => {
+  const { port } = await broker(t);
+  const topic = `resid/${uid()}`;
+  const c = await raw(t, port, { version: 5, clientId: uid() });
+  for (const [i, id] of [5, 6].entries()) {
+    c.send(subscribe({ version: 5, packetId: i + 1, properties: [[P.SubscriptionIdentifier, id]] }, { topic, qos: 0 }));
+    await c.expect(T.SUBACK);
+  }
+  const p = await raw(t, port, { version: 5, clientId: uid() });
+  p.send(publish({ version: 5, topic, payload: 'x' }));
+  assert.deepEqual(propAll((await nextPublish(c, 5)).properties, P.SubscriptionIdentifier), [6]);
+});

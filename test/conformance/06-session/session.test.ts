@@ -175,3 +175,36 @@ for (const v of VERSIONS) {
     assert.equal((await nextPublish(b.client, v)).payload.toString(), 'to the new one');
   });
 }
+
+test('[MQTT-4.4.0-1] v5: on takeover the new connection gets the unacknowledged messages again with DUP=1', async (t) => {
+  const { port } = await broker(t);
+  const id = uid();
+  const topic = `tko/${uid()}`;
+  const a = await raw(t, port, persistent(5, id));
+  await sub(a, 5, topic, 1);
+  const p = await raw(t, port, { version: 5, clientId: uid() });
+  await pub1(p, 5, topic, 'inflight', 1);
+  const first = await nextPublish(a, 5);
+  const b = await raw(t, port, persistent(5, id));
+  const again = await nextPublish(b, 5);
+  assert.equal(again.payload.toString(), 'inflight');
+  assert.equal(again.dup, true);
+  assert.equal(again.packetId, first.packetId);
+});
+
+test('[MQTT-3.1.4-3] [MQTT-3.2.2-2] v5: a takeover with Clean Start=1 closes the old connection and starts fresh', async (t) => {
+  const { port } = await broker(t);
+  const id = uid();
+  const topic = `tkc/${uid()}`;
+  const a = await raw(t, port, persistent(5, id));
+  await sub(a, 5, topic, 1);
+  const b = await rawAny(t, port, { version: 5, clientId: id, clean: true });
+  assert.equal(b.connack.sessionPresent, false);
+  const unread = await a.waitClose();
+  const d = unread.find((x) => x.type === T.DISCONNECT);
+  assert.ok(d, 'the old connection gets a DISCONNECT');
+  assert.equal(parseDisconnect(d).reasonCode, 0x8e);
+  const p = await raw(t, port, { version: 5, clientId: uid() });
+  await pub1(p, 5, topic, 'x', 1);
+  assert.equal(await b.client.silentFor(300), undefined, 'the old subscription went with the old session');
+});

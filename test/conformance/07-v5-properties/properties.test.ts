@@ -146,3 +146,63 @@ test('v5: Payload Format Indicator 0 and absent stay as sent', async (t) => {
   assert.deepEqual(a.payload, Buffer.from([0xff, 0xfe]), 'binary payload unchanged');
   assert.equal(prop(b.properties, P.PayloadFormatIndicator), undefined);
 });
+
+test('[MQTT-3.1.2-24] a retained message larger than the client Maximum Packet Size is not sent on subscribe', async (t) => {
+  const { port } = await broker(t);
+  const b = `mpsr/${uid()}`;
+  const p = await raw(t, port, { version: 5, clientId: uid() });
+  p.send(publish({ version: 5, topic: `${b}/big`, payload: Buffer.alloc(500), qos: 1, packetId: 1, retain: true }));
+  await p.expect(T.PUBACK);
+  p.send(publish({ version: 5, topic: `${b}/small`, payload: 's', qos: 1, packetId: 2, retain: true }));
+  await p.expect(T.PUBACK);
+  const c = await raw(t, port, { version: 5, clientId: uid(), properties: [[P.MaximumPacketSize, 200]] });
+  await sub(c, 5, `${b}/#`, 0);
+  const m = await c.next();
+  assert.ok(m.raw.length <= 200, `${m.raw.length}-byte packet sent`);
+  assert.equal(parsePublish(m, 5).topic, `${b}/small`);
+  assert.equal(await c.silentFor(300), undefined);
+});
+
+test('v5 properties are stripped for a v3.1.1 subscriber (a well-formed v4 PUBLISH)', async (t) => {
+  const { port } = await broker(t);
+  const topic = `strip/${uid()}`;
+  const s = await raw(t, port, { version: 4, clientId: uid() });
+  await sub(s, 4, topic, 1);
+  const p = await raw(t, port, { version: 5, clientId: uid() });
+  p.send(
+    publish({
+      version: 5,
+      topic,
+      payload: 'plain',
+      qos: 1,
+      packetId: 1,
+      properties: [[P.UserProperty, ['k', 'v']], [P.ContentType, 'text/plain'], [P.MessageExpiryInterval, 100]],
+    }),
+  );
+  await p.expect(T.PUBACK);
+  const raw4 = await s.expect(T.PUBLISH);
+  const got = parsePublish(raw4, 4);
+  assert.equal(got.payload.toString(), 'plain', `bytes ${raw4.raw.toString('hex')}`);
+});
+
+test('[MQTT-3.3.4-9] v5: a QoS 2 message counts against Receive Maximum until PUBCOMP, not PUBREC', async (t) => {
+  const { port } = await broker(t);
+  const topic = `rm2/${uid()}`;
+  const s = await raw(t, port, { version: 5, clientId: uid(), properties: [[P.ReceiveMaximum, 1]] });
+  await sub(s, 5, topic, 2);
+  const p = await raw(t, port, { version: 5, clientId: uid() });
+  for (let i = 1; i <= 2; i++) {
+    p.send(publish({ version: 5, topic, payload: `m${i}`, qos: 2, packetId: i }));
+    await p.expect(T.PUBREC);
+    p.send(ack(T.PUBREL, i, 0));
+    await p.expect(T.PUBCOMP);
+  }
+  const first = await nextPublish(s, 5);
+  assert.equal(first.payload.toString(), 'm1');
+  s.send(ack(T.PUBREC, first.packetId ?? 0, 0));
+  const rel = await s.next();
+  assert.equal(rel.type, T.PUBREL, 'only the PUBREL may come while m1 awaits PUBCOMP');
+  assert.equal(await s.silentFor(300), undefined, 'm2 must wait for the PUBCOMP');
+  s.send(ack(T.PUBCOMP, first.packetId ?? 0, 0));
+  assert.equal((await nextPublish(s, 5)).payload.toString(), 'm2');
+});
