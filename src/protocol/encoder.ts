@@ -316,9 +316,13 @@ function connectRemaining(pk: ConnectPacket, version: ProtocolVersion): number {
   }
   const will = pk.will;
   if (will !== undefined) {
-    checkInt(will.qos, 2, 'will qos');
+    const q = will.qos;
+    // [MQTT-3.1.2-12] (3.1.1: [MQTT-3.1.2-14]) Will QoS is 0, 1 or 2.
+    if (q !== 0 && q !== 1 && q !== 2) throw invalid(`will qos ${String(q)}`, v === 5 ? 'MQTT-3.1.2-12' : 'MQTT-3.1.2-14');
     const topicLen = strLength(will.topic, 'will topic');
-    if (topicLen === 0 || /[+#]/.test(will.topic)) throw invalid('will topic must be a non-empty topic name without wildcards');
+    // [MQTT-4.7.3-1] a Topic Name has at least one character; [MQTT-4.7.0-1] (3.1.1: [MQTT-4.7.1-1]) no wildcards.
+    if (topicLen === 0) throw invalid('will topic must not be empty', 'MQTT-4.7.3-1');
+    if (/[+#]/.test(will.topic)) throw invalid('will topic must not contain wildcards', v === 5 ? 'MQTT-4.7.0-1' : 'MQTT-4.7.1-1');
     len += 2 + topicLen + 2 + binLength(will.payload, 'will payload');
     if (v === 5) {
       sWillProps = propsLength(will.properties, MASKS.will, 'Will Properties');
