@@ -316,8 +316,14 @@ export class Connection {
       case 'close':
         if (action.error) {
           this.#logger.warn(
-            { clientId: this.channel.clientId || undefined, rule: action.rule, reason: action.reason },
+            { clientId: this.channel.clientId || undefined, rule: action.rule, reason: action.reason, remoteAddress: this.channel.info.remoteAddress },
             'protocol error: closing connection',
+          );
+        } else if (this.channel.session === undefined) {
+          // Never connected (refused CONNECT, timeout): no 'client disconnected' line will follow.
+          this.#logger.info(
+            { clientId: this.channel.clientId || undefined, reason: action.reason, remoteAddress: this.channel.info.remoteAddress },
+            'connection closed before CONNECT completed',
           );
         }
         this.#startClose(action.reason, true);
@@ -387,10 +393,7 @@ export class Connection {
         'client connected',
       );
     } else {
-      this.#logger.info(
-        { clientId: c.clientId, reasonCode, remoteAddress: c.info.remoteAddress },
-        'connection refused',
-      );
+      this.#logger.info({ clientId: c.clientId, reasonCode, remoteAddress: c.info.remoteAddress }, 'CONNACK refusal sent');
     }
   }
 
