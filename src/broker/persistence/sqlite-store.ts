@@ -148,6 +148,7 @@ export class SqliteDatabase {
   #immediate: ReturnType<typeof setImmediate> | undefined;
   #cleanupTimer: ReturnType<typeof setInterval> | undefined;
   #cleanups: Array<(now: number) => void> = [];
+  #rollbacks: Array<() => void> = [];
   #closed = false;
 
   constructor(options: SqliteOptions) {
@@ -250,11 +251,17 @@ export class SqliteDatabase {
       this.#commit(ops);
     } catch (err) {
       this.logger.error({ err, path: this.path, writes: ops.length }, 'storage commit failed');
+      for (const fn of this.#rollbacks) fn();
       batch?.reject(err);
       return err;
     }
     batch?.resolve();
     return undefined;
+  }
+
+  /** Registers a function that resynchronizes caches with the file after a transaction rolled back. */
+  onRollback(fn: () => void): void {
+    this.#rollbacks.push(fn);
   }
 
   /** Registers a purge of expired rows, run every cleanupIntervalMs. */
@@ -343,7 +350,6 @@ function rowDelivery(r: DeliveryColumns): StoredDelivery {
 
 const DELIVERY_COLS =
   'topic, payload, msg_qos, msg_retain, origin, expires_at, properties, qos, retain, sub_ids, share_filter';
-const EXISTS = 'WHERE EXISTS (SELECT 1 FROM sessions WHERE client_id = ?)';
 
 /**
  * The broker's {@link Store} on SQLite. Writes for a session that does not exist are ignored (as in MemoryStore).
@@ -353,10 +359,17 @@ export class SqliteStore implements Store {
   readonly database: SqliteDatabase;
   readonly #s: ReturnType<typeof prepare>;
   #nextOrd: number;
+  /**
+   * Client ids with a row in `sessions`, as of the writes executed so far: lets a write for an unknown session be
+   * skipped without a lookup in SQL.
+   */
+  #known = new Set<string>();
 
   constructor(database: SqliteDatabase) {
     this.database = database;
     this.#s = prepare(database.db);
+    this.#reloadKnown();
+    database.onRollback(() => this.#reloadKnown());
     const max = database.db.prepare('SELECT max(ord) AS m FROM outgoing').get() as { m: number | null };
     this.#nextOrd = (max.m ?? 0) + 1;
     database.onCleanup((now) => {
@@ -368,6 +381,10 @@ export class SqliteStore implements Store {
       // [MQTT-3.3.2-5] expired queued messages are never delivered; in-flight ones must be completed.
       this.#s.purgeQueue.run(now);
     });
+  }
+
+  #reloadKnown(): void {
+    this.#known = new Set((this.#s.sessionIds.raw().all() as Array<[string]>).map((r) => r[0]));
   }
 
   /** Opens the file at options.path (see SqliteOptions) and returns a store owning it. */
@@ -453,7 +470,10 @@ export class SqliteStore implements Store {
     const d = record.disconnectedAt;
     const expiresAt = d === undefined || record.sessionExpiryInterval === NEVER ? null : d + record.sessionExpiryInterval * 1000;
     const args = [record.clientId, record.protocolVersion, record.sessionExpiryInterval, d ?? null, expiresAt] as const;
-    return this.database.write(() => this.#s.putSession.run(...args));
+    return this.database.write(() => {
+      this.#s.putSession.run(...args);
+      this.#known.add(record.clientId);
+    });
   }
 
   deleteSession(clientId: string): Promise<void> | undefined {
@@ -467,6 +487,7 @@ export class SqliteStore implements Store {
     s.delSessionOutgoing.run(clientId);
     s.delSessionIncoming.run(clientId);
     s.delSession.run(clientId);
+    this.#known.delete(clientId);
   }
 
   putSubscription(clientId: string, sub: StoredSubscription): Promise<void> | undefined {
@@ -478,9 +499,10 @@ export class SqliteStore implements Store {
       sub.retainAsPublished ? 1 : 0,
       sub.retainHandling,
       sub.subscriptionIdentifier ?? null,
-      clientId,
     ] as const;
-    return this.database.write(() => this.#s.putSubscription.run(...args));
+    return this.database.write(() => {
+      if (this.#known.has(clientId)) this.#s.putSubscription.run(...args);
+    });
   }
 
   deleteSubscription(clientId: string, topicFilter: string): Promise<void> | undefined {
@@ -489,7 +511,9 @@ export class SqliteStore implements Store {
 
   enqueue(clientId: string, seq: number, delivery: StoredDelivery): Promise<void> | undefined {
     const row = deliveryRow(delivery);
-    return this.database.write(() => this.#s.enqueue.run(clientId, seq, ...row, clientId));
+    return this.database.write(() => {
+      if (this.#known.has(clientId)) this.#s.enqueue.run(clientId, seq, ...row);
+    });
   }
 
   dequeue(clientId: string, seq: number): Promise<void> | undefined {
@@ -507,7 +531,7 @@ export class SqliteStore implements Store {
     const packetId = outgoing.packetId;
     const op = (): void => {
       // The ord is spent even when the row exists (the upsert keeps the old one): only its order matters.
-      this.#s.putOutgoing.run(clientId, packetId, this.#nextOrd++, state, ...row, clientId);
+      if (this.#known.has(clientId)) this.#s.putOutgoing.run(clientId, packetId, this.#nextOrd++, state, ...row);
     };
     return state === 1 ? this.database.writeAndCommit(op) : this.database.write(op);
   }
@@ -517,7 +541,9 @@ export class SqliteStore implements Store {
   }
 
   putIncomingQoS2(clientId: string, packetId: number): Promise<void> | undefined {
-    return this.database.write(() => this.#s.putIncoming.run(clientId, packetId, clientId));
+    return this.database.write(() => {
+      if (this.#known.has(clientId)) this.#s.putIncoming.run(clientId, packetId);
+    });
   }
 
   /**
@@ -537,6 +563,7 @@ export class SqliteStore implements Store {
 function prepare(db: BetterSqlite3.Database) {
   return {
     allSessions: db.prepare('SELECT * FROM sessions'),
+    sessionIds: db.prepare('SELECT client_id FROM sessions'),
     allSubscriptions: db.prepare('SELECT * FROM subscriptions'),
     allQueue: db.prepare('SELECT * FROM queue ORDER BY client_id, seq'),
     allOutgoing: db.prepare('SELECT * FROM outgoing ORDER BY ord'),
@@ -558,7 +585,7 @@ function prepare(db: BetterSqlite3.Database) {
     putSubscription: db.prepare(
       `INSERT INTO subscriptions (client_id, topic_filter, qos, no_local, retain_as_published, retain_handling,
          subscription_id)
-       SELECT ?, ?, ?, ?, ?, ?, ? ${EXISTS}
+       VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (client_id, topic_filter) DO UPDATE SET qos = excluded.qos, no_local = excluded.no_local,
          retain_as_published = excluded.retain_as_published, retain_handling = excluded.retain_handling,
          subscription_id = excluded.subscription_id`,
@@ -566,19 +593,19 @@ function prepare(db: BetterSqlite3.Database) {
     delSubscription: db.prepare('DELETE FROM subscriptions WHERE client_id = ? AND topic_filter = ?'),
     enqueue: db.prepare(
       `INSERT OR REPLACE INTO queue (client_id, seq, ${DELIVERY_COLS})
-       SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? ${EXISTS}`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     dequeue: db.prepare('DELETE FROM queue WHERE client_id = ? AND seq = ?'),
     putOutgoing: db.prepare(
       `INSERT INTO outgoing (client_id, packet_id, ord, state, ${DELIVERY_COLS})
-       SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? ${EXISTS}
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (client_id, packet_id) DO UPDATE SET state = excluded.state, topic = excluded.topic,
          payload = excluded.payload, msg_qos = excluded.msg_qos, msg_retain = excluded.msg_retain,
          origin = excluded.origin, expires_at = excluded.expires_at, properties = excluded.properties,
          qos = excluded.qos, retain = excluded.retain, sub_ids = excluded.sub_ids, share_filter = excluded.share_filter`,
     ),
     delOutgoing: db.prepare('DELETE FROM outgoing WHERE client_id = ? AND packet_id = ?'),
-    putIncoming: db.prepare(`INSERT OR IGNORE INTO incoming_qos2 (client_id, packet_id) SELECT ?, ? ${EXISTS}`),
+    putIncoming: db.prepare('INSERT OR IGNORE INTO incoming_qos2 (client_id, packet_id) VALUES (?, ?)'),
     delIncoming: db.prepare('DELETE FROM incoming_qos2 WHERE client_id = ? AND packet_id = ?'),
   };
 }
