@@ -482,8 +482,7 @@ export class Channel implements SessionOwner {
       }
       connack.properties = props;
     }
-    const commit = core.takePending();
-    if (commit !== undefined) this.#emit({ type: 'await', promise: commit });
+    this.#awaitCommit();
     this.#emit({ type: 'send', packet: connack });
     this.#emit({ type: 'keepAlive', ms: keepAlive * 1500 });
     if (sessionPresent) this.#resume(session, now);
@@ -641,8 +640,7 @@ export class Channel implements SessionOwner {
       core.discardPending();
       return;
     }
-    const commit = core.takePending();
-    if (commit !== undefined) this.#emit({ type: 'await', promise: commit });
+    this.#awaitCommit();
     const code = v5 ? reasonCode : 0;
     if (qos === 1) {
       // [MQTT-4.3.2-4] PUBACK once we own the message (after the store commit, via the 'await' above).
@@ -700,6 +698,8 @@ export class Channel implements SessionOwner {
       session.outgoing.set(p.packetId, next);
       this.#persist({ op: 'putOutgoing', clientId: session.clientId, outgoing: next });
     }
+    // PUBREL only once the 'pubrel' state is stored: after a restart we must not resend the PUBLISH [MQTT-4.3.3-5].
+    this.#awaitCommit();
     this.#emit({ type: 'send', packet: { type: 'pubrel', packetId: p.packetId } });
   }
 
@@ -709,6 +709,8 @@ export class Channel implements SessionOwner {
     if (known) this.#persist({ op: 'deleteIncomingQoS2', clientId: session.clientId, packetId: p.packetId });
     // [MQTT-4.3.3-11] answer PUBREL with PUBCOMP (v5: 0x92 when the id is unknown).
     const code = !known && this.protocolVersion === 5 ? ReasonCode.PacketIdentifierNotFound : 0;
+    // PUBCOMP only once the id's release is stored: the client may reuse it at once [MQTT-4.3.3-12].
+    this.#awaitCommit();
     this.#emit({ type: 'send', packet: this.#ack('pubcomp', p.packetId, code) });
   }
 
@@ -793,8 +795,7 @@ export class Channel implements SessionOwner {
         retainedToSend.push({ filter: matchFilter, qos, subscription });
       }
     }
-    const commit = core.takePending();
-    if (commit !== undefined) this.#emit({ type: 'await', promise: commit });
+    this.#awaitCommit();
     // [MQTT-3.8.4-1] [MQTT-3.8.4-2] SUBACK with the same packet id; [MQTT-3.9.3-1] one code per filter, in order.
     this.#emit({ type: 'send', packet: { type: 'suback', packetId: p.packetId, reasonCodes: codes } });
     if (!limits.retainAvailable) return;
@@ -822,8 +823,7 @@ export class Channel implements SessionOwner {
       if (existed) this.#persist({ op: 'deleteSubscription', clientId: session.clientId, topicFilter: filter });
       codes.push(existed ? ReasonCode.Success : ReasonCode.NoSubscriptionExisted);
     }
-    const commit = core.takePending();
-    if (commit !== undefined) this.#emit({ type: 'await', promise: commit });
+    this.#awaitCommit();
     // [MQTT-3.10.4-4] UNSUBACK with the same packet id; [MQTT-3.10.4-5] even when nothing was removed.
     this.#emit({
       type: 'send',
@@ -972,6 +972,12 @@ export class Channel implements SessionOwner {
     this.#emit(action);
   }
 
+  /** Puts an 'await' action before what follows when durable writes are still in flight. */
+  #awaitCommit(): void {
+    const commit = this.#core.takePending();
+    if (commit !== undefined) this.#emit({ type: 'await', promise: commit });
+  }
+
   #persist(op: Parameters<BrokerCore['persist']>[0]): void {
     this.#core.persist(op);
   }
@@ -986,6 +992,8 @@ export class Channel implements SessionOwner {
   #end(): readonly Action[] {
     const out = this.#out;
     this.#out = undefined;
+    // Writes no acknowledgement waits for (e.g. a subscriber's PUBACK): their failures are still logged.
+    this.#core.discardPending();
     return out === undefined || out.length === 0 ? NO_ACTIONS : out;
   }
 

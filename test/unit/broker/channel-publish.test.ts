@@ -313,3 +313,27 @@ test('QoS 0 to a v3 subscriber carries no properties; PUBACK to v3 has no reason
   s.in({ type: 'puback', packetId: m?.packetId as number });
   assert.deepEqual(s.sent() as PubackPacket[], []);
 });
+
+test('ack only after commit: PUBREC, PUBREL and PUBCOMP each wait for their store write', () => {
+  const store = new GatedStore();
+  const { client } = setup({ store });
+  const sub = client(5);
+  sub.connect({ clientId: 'sub' });
+  sub.subscribe('t', 2);
+  const pub = client(5);
+  pub.connect({ clientId: 'pub' });
+  store.gate = new Promise<void>((r) => (store.release = r));
+  const kinds = (from: number, c: typeof pub): string[] =>
+    c.actions.slice(from).map((a) => (a.type === 'send' ? a.packet.type : a.type));
+  let mark = pub.actions.length;
+  pub.in({ type: 'publish', topic: 't', payload: Buffer.from('x'), qos: 2, retain: false, dup: false, packetId: 1 });
+  assert.deepEqual(kinds(mark, pub), ['await', 'pubrec']);
+  mark = pub.actions.length;
+  pub.in({ type: 'pubrel', packetId: 1 });
+  assert.deepEqual(kinds(mark, pub), ['await', 'pubcomp']);
+  const id = (sub.messages()[0] as PublishPacket).packetId as number;
+  mark = sub.actions.length;
+  sub.in({ type: 'pubrec', packetId: id });
+  assert.deepEqual(kinds(mark, sub), ['await', 'pubrel']);
+  store.release();
+});
