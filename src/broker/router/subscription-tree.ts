@@ -11,6 +11,7 @@ const DOLLAR = 0x24;
 /** The shared empty output; frozen, and every push site checks for it first. */
 const NONE: never[] = [];
 Object.freeze(NONE);
+const EMPTY_RESULT: MatchResult<never> = Object.freeze({ clients: NONE, shared: NONE });
 
 /**
  * One subscription as granted by the broker. `owner` is opaque to the tree: the broker stores whatever lets it reach
@@ -75,14 +76,11 @@ export interface ShareGroup<O = unknown> {
 }
 
 /**
- * Result of {@link SubscriptionTree.match}.
- *
- * REUSE CONTRACT: the result object and the {@link MatchedClient} objects (one per client, reused) belong to the tree
- * and are overwritten by the next `match` call: finish reading a result (or copy the fields you need) before
- * matching again. The `clients`/`shared` arrays themselves are fresh per call (or one frozen empty array), and the
- * {@link ShareGroup} objects stay valid while the group has members. A publish thus costs the tree at most two small
- * array allocations (none when nothing matches), plus one identifier array per client whose overlapping
- * subscriptions carry two or more identifiers.
+ * Result of {@link SubscriptionTree.match}. Never mutated after it is returned, so it may be kept, and a `match`
+ * nested inside the loop that delivers it (a session ending mid-delivery re-routing its shared messages, say)
+ * cannot change it. Cost per publish: one small object per matched client plus the arrays, nothing when nothing
+ * matches; identifier arrays are shared with the subscriptions unless overlapping subscriptions add up several.
+ * The {@link ShareGroup} objects are live: their `members` follow later subscribes and unsubscribes.
  */
 export interface MatchResult<O = unknown> {
   /** One entry per client with at least one matching non-shared subscription. */
@@ -133,29 +131,28 @@ class Node<O> {
 }
 
 class MatchedClientImpl<O> implements MatchedClient<O> {
-  qos: QoS = 0;
-  retainAsPublished = false;
-  /** Either a subscription's frozen `ids` (shared, not owned) or an array this match created (owned). */
-  subscriptionIdentifiers: readonly number[] = NONE;
+  /** False while `subscriptionIdentifiers` is a subscription's frozen `ids`, true once this match copied it. */
   idsOwned = false;
   constructor(
     readonly clientId: string,
-    public owner: O,
+    readonly owner: O,
+    public qos: QoS,
+    public retainAsPublished: boolean,
+    public subscriptionIdentifiers: readonly number[],
   ) {}
 }
 
 class ClientRecord<O> {
   /** Full filter -> subscription (shared ones included). */
   readonly subs = new Map<string, Sub<O>>();
-  /** Match generation that last touched `matched`; dedupes overlapping subscriptions without a Map. */
+  /** Match generation that created `matched`; dedupes overlapping subscriptions without a Map. */
   gen = 0;
-  readonly matched: MatchedClientImpl<O>;
+  /** This client's result in the match of generation `gen`. */
+  matched: MatchedClientImpl<O> | undefined = undefined;
   constructor(
     readonly clientId: string,
-    owner: O,
-  ) {
-    this.matched = new MatchedClientImpl(clientId, owner);
-  }
+    public owner: O,
+  ) {}
 }
 
 class Sub<O> implements SubscriptionInfo<O> {
@@ -237,20 +234,16 @@ export class SubscriptionTree<O = unknown> {
   #emptyClients = 0;
   #emptiedNodes = 0;
 
-  // Match scratch state, reused across calls (see MatchResult's reuse contract).
+  // Match scratch state, reused across calls (never part of a result).
   readonly #levels: string[] = [];
   // Explicit walk stack: a topic may have ~32k levels, too deep for recursion.
   readonly #stackNodes: Node<O>[] = [];
   readonly #stackLevels: number[] = [];
   #gen = 0;
   #publisher: string | undefined = undefined;
-  // Output arrays are allocated lazily per match: `arr.length = 0` on a reused array costs more than a fresh one.
+  // Output arrays, allocated lazily per match (`arr.length = 0` on a reused array costs more than a fresh one).
   #clientsOut: MatchedClientImpl<O>[] = NONE;
   #sharedOut: Group<O>[] = NONE;
-  readonly #result: { clients: readonly MatchedClient<O>[]; shared: readonly ShareGroup<O>[] } = {
-    clients: NONE,
-    shared: NONE,
-  };
 
   constructor(options: SubscriptionTreeOptions<O> = {}) {
     this.#isAvailable = options.isAvailable ?? alwaysAvailable;
@@ -280,7 +273,7 @@ export class SubscriptionTree<O = unknown> {
     } else if (client.subs.size === 0) {
       this.#emptyClients--;
     }
-    client.matched.owner = entry.owner;
+    client.owner = entry.owner;
     const existing = client.subs.get(filter);
     if (existing !== undefined) {
       // [MQTT-3.8.4-3] same filter for the same session: replace in place, keeping position and round-robin order.
@@ -358,18 +351,12 @@ export class SubscriptionTree<O = unknown> {
    * - `a/#` matches `a` (its parent level); `+` matches an empty level; levels compare exactly, with no
    *   normalisation [MQTT-4.7.3-4].
    *
-   * The result object and its MatchedClient entries are reused: read them before the next `match`
-   * (see {@link MatchResult}). `topic` must be a valid Topic Name (no wildcards).
+   * `topic` must be a valid Topic Name (no wildcards).
    */
   match(topic: string, publisherClientId?: string): MatchResult<O> {
-    const result = this.#result;
     this.#clientsOut = NONE;
     this.#sharedOut = NONE;
-    if (this.#count === 0) {
-      result.clients = NONE;
-      result.shared = NONE;
-      return result;
-    }
+    if (this.#count === 0) return EMPTY_RESULT;
     this.#gen++;
     this.#publisher = publisherClientId;
 
@@ -382,9 +369,7 @@ export class SubscriptionTree<O = unknown> {
         if (nodes !== undefined) {
           this.#cacheHits++;
           for (let k = 0; k < nodes.length; k++) this.#collect(nodes[k] as Node<O>);
-          result.clients = this.#clientsOut;
-          result.shared = this.#sharedOut;
-          return result;
+          return this.#output();
         }
         record = true;
       }
@@ -445,9 +430,16 @@ export class SubscriptionTree<O = unknown> {
     // Drop references to the topic's substrings so they can be collected.
     for (let i = 0; i < n; i++) levels[i] = '';
     if (record) this.#remember(topic);
-    result.clients = this.#clientsOut;
-    result.shared = this.#sharedOut;
-    return result;
+    return this.#output();
+  }
+
+  #output(): MatchResult<O> {
+    const clients = this.#clientsOut;
+    const shared = this.#sharedOut;
+    // Release them: the tree keeps no reference to a result it handed out.
+    this.#clientsOut = NONE;
+    this.#sharedOut = NONE;
+    return clients === NONE && shared === NONE ? EMPTY_RESULT : { clients, shared };
   }
 
   /**
@@ -482,16 +474,14 @@ export class SubscriptionTree<O = unknown> {
       const client = sub.client;
       // [MQTT-3.8.3-3] No Local: not to the publishing client id.
       if (entry.noLocal && client.clientId === this.#publisher) continue;
-      const m = client.matched;
       if (client.gen !== this.#gen) {
         client.gen = this.#gen;
-        m.qos = entry.qos;
-        m.retainAsPublished = entry.retainAsPublished;
-        m.subscriptionIdentifiers = sub.ids;
-        m.idsOwned = false;
+        const m = new MatchedClientImpl(client.clientId, client.owner, entry.qos, entry.retainAsPublished, sub.ids);
+        client.matched = m;
         if (this.#clientsOut === NONE) this.#clientsOut = [m];
         else this.#clientsOut.push(m);
       } else {
+        const m = client.matched as MatchedClientImpl<O>;
         // Overlap: one copy with the maximum QoS [MQTT-3.3.4-2] and every identifier [MQTT-3.3.4-4].
         if (entry.qos > m.qos) m.qos = entry.qos;
         if (entry.retainAsPublished) m.retainAsPublished = true;

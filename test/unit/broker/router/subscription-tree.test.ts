@@ -227,14 +227,27 @@ test('emptied branches are pruned: churn leaves an empty tree that still works',
   );
 });
 
-test('match results are reused: valid until the next match call (documented contract)', () => {
+test('a result is never changed by later or nested matches (safe to keep while delivering)', () => {
   const tree = new SubscriptionTree<string>();
-  tree.add('c1', 'a', entry());
-  const first = tree.match('a');
-  assert.equal(first.clients.length, 1);
-  const second = tree.match('b');
-  assert.equal(second, first);
-  assert.equal(first.clients.length, 0);
+  tree.add('c1', 'a/#', entry({ qos: 1, subscriptionIdentifier: 1 }));
+  tree.add('c1', 'a/+', entry({ qos: 0, subscriptionIdentifier: 2 }));
+  tree.add('c2', 'a/b', entry({ qos: 2 }));
+  tree.add('c3', '$share/g/a/#', entry());
+  const outer = tree.match('a/b');
+  const before = snapshot(outer);
+  const seen: string[] = [];
+  for (const c of outer.clients) {
+    // A nested match from inside the delivery loop, overlapping the same clients.
+    const inner = tree.match('a', c.clientId);
+    seen.push(`${c.clientId}:${inner.clients.length}`);
+  }
+  tree.match('a/c');
+  assert.deepEqual(snapshot(outer), before);
+  assert.deepEqual(before.clients[0], { clientId: 'c1', owner: 'owner', qos: 1, retainAsPublished: false, ids: [1, 2] });
+  assert.deepEqual(before.shared, ['g|a/#']);
+  assert.deepEqual(seen, ['c1:1', 'c2:1']);
+  const empty = tree.match('zzz');
+  assert.deepEqual([empty.clients.length, empty.shared.length], [0, 0]);
 });
 
 test('a malformed $share filter is kept as an ordinary literal filter, without throwing', () => {
