@@ -769,14 +769,22 @@ export class MqttClient extends Emitter<ClientEvents> {
     conn.outBytes = 0;
     conn.callbacks = [];
     this.#lastSend = this.#clock.now();
-    conn.transport.write(
-      chunk,
-      callbacks.length === 0
-        ? undefined
-        : (error) => {
-            for (const cb of callbacks) cb(error);
-          },
-    );
+    if (callbacks.length === 0) {
+      conn.transport.write(chunk);
+      return;
+    }
+    // Callers learn "written" when the transport took the bytes without backpressure; otherwise
+    // when that chunk was flushed (the drain point), or failed.
+    let settled = false;
+    const accepted = conn.transport.write(chunk, (error) => {
+      if (settled) return;
+      settled = true;
+      for (const cb of callbacks) cb(error);
+    });
+    if (accepted && !settled) {
+      settled = true;
+      for (const cb of callbacks) cb();
+    }
   }
 
   /** Sends queued messages in order while the broker's Receive Maximum allows. */
