@@ -1,6 +1,7 @@
 /**
  * Router micro-benchmark: SubscriptionTree.match and MemoryRetainedStore.match throughput.
- * Run: `npx tsx bench/router.ts` (or `--quick`). Prints a markdown table and writes bench/results/router-<date>.md.
+ * Run: `npx tsx bench/router.ts`: prints a markdown table and writes bench/results/router-<date>.md
+ * (`--quick`: shorter rounds, nothing written).
  * qlobber (the matcher behind Aedes' mqemitter) runs the same sets in the same process as an anchor.
  */
 import { execFileSync } from 'node:child_process';
@@ -280,8 +281,12 @@ const md = [
   ...rows,
   '',
 ].join('\n');
-const outDir = join(root, 'bench', 'results');
-mkdirSync(outDir, { recursive: true });
-const outFile = join(outDir, `router-${date}.md`);
-writeFileSync(outFile, md);
-console.log(`\nwritten ${outFile}`);
+if (quick) {
+  console.log('\n--quick: results not written');
+} else {
+  const outDir = join(root, 'bench', 'results');
+  mkdirSync(outDir, { recursive: true });
+  const outFile = join(outDir, `router-${date}.md`);
+  writeFileSync(outFile, md);
+  console.log(`\nwritten ${outFile}`);
+}
