@@ -471,8 +471,7 @@ export class MqttClient extends Emitter<ClientEvents> {
         await connackPromise;
       }
       this.#sendOn(conn, this.#connectPacket());
-      const connack = await connackPromise;
-      this.#onConnected(conn, connack);
+      await connackPromise;
     } catch (err) {
       this.#destroyConn(conn);
       throw err;
@@ -533,8 +532,8 @@ export class MqttClient extends Emitter<ClientEvents> {
       // [MQTT-3.2.2-21] the Server Keep Alive replaces ours.
       if (p.serverKeepAlive !== undefined) this.#keepAlive = p.serverKeepAlive;
     }
+    // #state turns 'connected' only after the replay below, so nothing is pumped out of order meanwhile.
     this.#conn = conn;
-    this.#state = 'connected';
     this.#everConnected = true;
     this.#attempt = 0;
     this.#aliasesOut.clear();
@@ -577,6 +576,7 @@ export class MqttClient extends Emitter<ClientEvents> {
     for (const item of queued) if (item.kind === 'qos0' || !seen.has(item)) next.push(item);
     this.#waiting = next;
     this.#head = 0;
+    this.#state = 'connected';
     this.#startKeepAlive(conn);
     this.emit('connect', connack);
     this.#pump();
@@ -924,7 +924,13 @@ export class MqttClient extends Emitter<ClientEvents> {
         if (packet.reasonCode !== 0) {
           waiter.reject(new ConnectionRefusedError(packet.reasonCode, this.protocolVersion, packet.properties?.reasonString));
           conn.transport?.destroy();
+        } else if (this.#state === 'ending' || this.#state === 'closed') {
+          // end() ran while this reconnect was under way.
+          waiter.reject(new ConnectionClosedError('client ended'));
+          conn.transport?.destroy();
         } else {
+          // Synchronously, before the packets that follow CONNACK in the same chunk are handled.
+          this.#onConnected(conn, packet);
           waiter.resolve(packet);
         }
         return;
