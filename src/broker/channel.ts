@@ -133,14 +133,14 @@ export class Channel implements SessionOwner {
     this.#begin();
     switch (this.state) {
       case 'awaitingConnect':
-        if (packet.type === 'connect') this.#onConnect(packet, now);
+        if (packet.type === 'connect') this.#onConnect(packet);
         // [MQTT-3.1.0-1] the first packet from the client must be CONNECT; close without a reply otherwise.
         else this.#close(`${packet.type} before CONNECT`, 'MQTT-3.1.0-1');
         break;
       case 'authenticating':
         // The connection holds packets back while a hook runs, so only the AUTH exchange of enhanced
         // authentication (MQTT 5.0 section 4.12) can arrive in this state; anything else is a protocol error.
-        if (packet.type === 'auth' && this.#authMethod !== undefined) this.#onAuth(packet, now);
+        if (packet.type === 'auth' && this.#authMethod !== undefined) this.#onAuth(packet);
         else this.#protocolError(`${packet.type} during authentication`, undefined);
         break;
       case 'connected':
@@ -159,7 +159,7 @@ export class Channel implements SessionOwner {
   }
 
   /** The decoder rejected the byte stream; the connection is unusable. */
-  handleDecodeError(err: MqttProtocolError, now: number): readonly Action[] {
+  handleDecodeError(err: MqttProtocolError, _now: number): readonly Action[] {
     this.#begin();
     if (this.state === 'awaitingConnect') {
       if (err instanceof UnsupportedProtocolVersionError) {
@@ -174,7 +174,6 @@ export class Channel implements SessionOwner {
     } else if (this.state === 'connected' || this.state === 'authenticating') {
       this.#protocolError(err.message, err.rule, err.reasonCode);
     }
-    void now;
     return this.#end();
   }
 
@@ -222,14 +221,13 @@ export class Channel implements SessionOwner {
   }
 
   /** No packet arrived within 1.5 times the keep alive [MQTT-3.1.2-22] (3.1.1: [MQTT-3.1.2-24]). */
-  handleKeepAliveTimeout(now: number): readonly Action[] {
+  handleKeepAliveTimeout(_now: number): readonly Action[] {
     this.#begin();
     if (this.state === 'connected') {
       this.#disconnectWith(ReasonCode.KeepAliveTimeout, 'keep alive timeout', 'MQTT-3.1.2-22');
     } else if (this.state !== 'closed') {
       this.#close('connect timeout', undefined, true);
     }
-    void now;
     return this.#end();
   }
 
@@ -299,7 +297,7 @@ export class Channel implements SessionOwner {
   // ---------------------------------------------------------------------------------------------------------------
   // CONNECT and authentication
 
-  #onConnect(p: ConnectPacket, now: number): void {
+  #onConnect(p: ConnectPacket): void {
     const core = this.#core;
     const limits = core.limits;
     this.protocolVersion = p.protocolVersion;
@@ -385,10 +383,9 @@ export class Channel implements SessionOwner {
     if (this.info.remoteAddress !== undefined) request.remoteAddress = this.info.remoteAddress;
     if (this.info.certificate !== undefined) request.certificate = this.info.certificate;
     this.#emit({ type: 'authenticate', request });
-    void now;
   }
 
-  #onAuth(p: AuthPacket, now: number): void {
+  #onAuth(p: AuthPacket): void {
     const method = p.properties?.authenticationMethod;
     // [MQTT-4.12.0-5]/[MQTT-4.12.1-1] AUTH must carry the CONNECT's Authentication Method.
     if (method === undefined || method !== this.#authMethod) {
@@ -411,7 +408,6 @@ export class Channel implements SessionOwner {
         reauthenticate: this.state === 'connected',
       },
     });
-    void now;
   }
 
   #authPacket(reasonCode: number, method: string, data: Buffer | undefined): AuthPacket {
@@ -535,7 +531,7 @@ export class Channel implements SessionOwner {
           // [MQTT-4.12.0-7] no AUTH from a client whose CONNECT had no Authentication Method.
           this.#protocolError('AUTH without enhanced authentication', 'MQTT-4.12.0-7');
         } else {
-          this.#onAuth(packet, now);
+          this.#onAuth(packet);
         }
         break;
       case 'connect':

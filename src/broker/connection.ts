@@ -120,7 +120,7 @@ export class Connection {
   /** Server-initiated DISCONNECT (v5) and close; used at shutdown. */
   disconnect(reasonCode: number): void {
     this.channel.disconnect(reasonCode, this.#core.clock.now());
-    if (this.channel.session === undefined && !this.#closing) this.#startClose('server disconnect', false);
+    if (this.channel.session === undefined && !this.#closing) this.#startClose('server disconnect');
   }
 
 
@@ -159,7 +159,7 @@ export class Connection {
 
   readonly #onEnd = (): void => {
     // The client half-closed: finish our side too.
-    if (!this.#closing) this.#startClose('client closed the connection', false);
+    if (!this.#closing) this.#startClose('client closed the connection');
   };
 
   readonly #onSocketClose = (): void => {
@@ -326,7 +326,7 @@ export class Connection {
             'connection closed before CONNECT completed',
           );
         }
-        this.#startClose(action.reason, true);
+        this.#startClose(action.reason);
         break;
       default: {
         const _exhaustive: never = action;
@@ -369,7 +369,7 @@ export class Connection {
     } catch (err) {
       // The channel only builds valid packets; if one still cannot be encoded, lose this connection, not the process.
       this.#logger.error({ err, clientId: this.channel.clientId, packet: packet.type }, 'cannot encode packet');
-      this.#startClose('internal error', false);
+      this.#startClose('internal error');
       return;
     }
     if (packet.type === 'connack') this.#logConnack(packet.reasonCode, packet.sessionPresent);
@@ -434,9 +434,8 @@ export class Connection {
   }
 
   /** Writes what is pending, half-closes, and destroys after a grace period so the peer can read our last packet. */
-  #startClose(reason: string, logged: boolean): void {
+  #startClose(reason: string): void {
     if (this.#closing) return;
-    void logged;
     this.#closing = true;
     this.#closeReason ??= reason;
     this.#flush();
