@@ -205,21 +205,6 @@ export class SqliteDatabase {
     this.#commit([op]);
   }
 
-  /**
-   * Queues `op` and commits the whole pending batch before returning (batch/sync): for writes that precede a packet
-   * the broker sends without waiting for the store (see SqliteStore.putOutgoing). `none`: queued like write().
-   */
-  writeAndCommit(op: Op): Promise<void> | undefined {
-    if (this.#closed) throw new StorageError('TELEMQ_ERR_STORAGE_CLOSED', `storage ${this.path}: closed`);
-    this.#ops.push(op);
-    if (this.durability === 'none') {
-      this.#schedule();
-      return undefined;
-    }
-    const err = this.flush();
-    return err === undefined ? undefined : Promise.reject(err as Error);
-  }
-
   #schedule(): void {
     if (this.#immediate !== undefined) return;
     if (this.#batchIntervalMs === 0 || this.#ops.length >= this.#maxBatchOps) {
@@ -520,20 +505,14 @@ export class SqliteStore implements Store {
     return this.database.write(() => this.#s.dequeue.run(clientId, seq));
   }
 
-  /**
-   * The 'pubrel' state is committed before this returns: the broker sends PUBREL right after this call without
-   * waiting for a promise, and a PUBREL whose state was lost in a crash would make the restarted broker resend the
-   * PUBLISH, which the client delivers a second time (QoS 2 exactly once broken).
-   */
   putOutgoing(clientId: string, outgoing: StoredOutgoing): Promise<void> | undefined {
     const row = deliveryRow(outgoing.delivery);
     const state = outgoing.state === 'pubrel' ? 1 : 0;
     const packetId = outgoing.packetId;
-    const op = (): void => {
+    return this.database.write(() => {
       // The ord is spent even when the row exists (the upsert keeps the old one): only its order matters.
       if (this.#known.has(clientId)) this.#s.putOutgoing.run(clientId, packetId, this.#nextOrd++, state, ...row);
-    };
-    return state === 1 ? this.database.writeAndCommit(op) : this.database.write(op);
+    });
   }
 
   deleteOutgoing(clientId: string, packetId: number): Promise<void> | undefined {
@@ -546,12 +525,8 @@ export class SqliteStore implements Store {
     });
   }
 
-  /**
-   * Committed before this returns: the broker sends PUBCOMP right after, and an id that outlived a crash would make
-   * the restarted broker take the client's next QoS 2 message under that id for a resend and drop it.
-   */
   deleteIncomingQoS2(clientId: string, packetId: number): Promise<void> | undefined {
-    return this.database.writeAndCommit(() => this.#s.delIncoming.run(clientId, packetId));
+    return this.database.write(() => this.#s.delIncoming.run(clientId, packetId));
   }
 
   /** Commits pending writes and closes the database (the retained store shares it). */

@@ -58,23 +58,6 @@ test('none: methods return synchronously; the background commit and close() writ
   assert.equal(s?.queue.length, 1);
 });
 
-test('[MQTT-4.3.3-10] PUBREL state and the end of an incoming QoS 2 id are committed before the call returns', async (t) => {
-  const o = openSqlite(t, { path: join(tempDir(t), 'a.db'), durability: 'batch', batchIntervalMs: 60_000 });
-  const d = delivery('t', 'x', { qos: 2 });
-  const pending = o.store.putSession({ clientId: 'c', protocolVersion: 5, sessionExpiryInterval: 10 });
-  o.store.putOutgoing('c', { packetId: 7, state: 'publish', delivery: d });
-  assert.ok(pending instanceof Promise);
-  assert.equal(o.store.putOutgoing('c', { packetId: 7, state: 'pubrel', delivery: d }), undefined);
-  // The whole batch (session, publish state, pubrel state) is in the file now.
-  const row = o.database.db.prepare('SELECT state FROM outgoing').get() as { state: number };
-  assert.equal(row.state, 1);
-  await pending; // settled by that commit, not by the 60 s timer
-  o.store.putIncomingQoS2('c', 9);
-  assert.equal(o.store.deleteIncomingQoS2('c', 9), undefined);
-  assert.equal(count(o, 'incoming_qos2'), 0);
-  assert.equal(o.database.db.inTransaction, false);
-});
-
 test('a failed commit rejects the promise of every write in the batch and is logged', async (t) => {
   const errors: unknown[] = [];
   const logger = {
