@@ -289,3 +289,19 @@ test('shutdown: v5 clients get DISCONNECT 0x8B (Server shutting down), v4 client
   assert.equal(parseDisconnect(d).reasonCode, 0x8b);
   assert.equal(unread4.filter((p) => p.type === T.DISCONNECT).length, 0, 'no DISCONNECT to a v3 client');
 });
+
+test('[MQTT-3.1.3-7] [MQTT-3.1.3-8] v5: an empty id with Clean Start 0 is refused with 0x85, or its assigned id names a resumable session', async (t) => {
+  const { port } = await broker(t);
+  const a = await rawAny(t, port, { version: 5, clientId: '', clean: false, properties: [[P.SessionExpiryInterval, 60]] });
+  if (a.connack.code !== 0) {
+    // The server MAY refuse a zero-length id; then it is 0x85 and a close.
+    assert.equal(a.connack.code, 0x85);
+    await a.client.waitClose();
+    return;
+  }
+  const id = prop(a.connack.properties, P.AssignedClientIdentifier);
+  assert.equal(typeof id, 'string');
+  a.client.destroy();
+  const b = await rawAny(t, port, { version: 5, clientId: id as string, clean: false, properties: [[P.SessionExpiryInterval, 60]] });
+  assert.equal(b.connack.sessionPresent, true);
+});

@@ -1,7 +1,7 @@
 /** PUBLISH delivery at QoS 0, 1 and 2, downgrade, packet identifiers, DUP, ordering. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { T, ack, connect, parseAck, pingreq, publish, rawSubscribe, subscribe, type Version } from '../../helpers/raw-client.js';
+import { P, T, ack, connect, parseAck, parsePublish, pingreq, publish, rawSubscribe, subscribe, type Version } from '../../helpers/raw-client.js';
 import { ackPublish, broker, expectErrorClose, nextPublish, raw, socket, sub, uid } from '../support.js';
 
 const VERSIONS: readonly Version[] = [4, 5];
@@ -281,4 +281,64 @@ test('several packets in one TCP segment and a PUBLISH split byte by byte are al
   }
   const got = await nextPublish(c, 4);
   assert.equal(got.payload.toString(), 'bytewise');
+});
+
+for (const v of VERSIONS) {
+  test(`[MQTT-4.6.0-2] [MQTT-4.6.0-3] v${v}: PUBACKs and PUBRECs are sent in the order the PUBLISHes arrived`, async (t) => {
+    const { port } = await broker(t);
+    const c = await raw(t, port, { version: v, clientId: uid() });
+    const ids = [9, 3, 700, 1, 65_535, 42];
+    c.send(Buffer.concat(ids.map((id, i) => publish({ version: v, topic: `ord/${i}`, payload: 'x', qos: 1, packetId: id }))));
+    const acks = [];
+    for (const _ of ids) acks.push(parseAck(await c.expect(T.PUBACK)).packetId);
+    assert.deepEqual(acks, ids);
+    c.send(Buffer.concat(ids.map((id, i) => publish({ version: v, topic: `ord/${i}`, payload: 'x', qos: 2, packetId: id }))));
+    const recs = [];
+    for (const _ of ids) recs.push(parseAck(await c.expect(T.PUBREC)).packetId);
+    assert.deepEqual(recs, ids);
+    c.send(Buffer.concat(ids.map((id) => ack(T.PUBREL, id))));
+    const comps = [];
+    for (const _ of ids) comps.push(parseAck(await c.expect(T.PUBCOMP)).packetId);
+    assert.deepEqual(comps, ids);
+  });
+
+  test(`[MQTT-4.6.0-4] v${v}: the server sends PUBRELs in the order the PUBRECs arrived`, async (t) => {
+    const { port } = await broker(t);
+    const topic = `relord/${uid()}`;
+    const s = await raw(t, port, { version: v, clientId: uid() });
+    await sub(s, v, topic, 2);
+    const p = await raw(t, port, { version: v, clientId: uid() });
+    for (let i = 1; i <= 4; i++) {
+      p.send(publish({ version: v, topic, payload: `m${i}`, qos: 2, packetId: i }));
+      await p.expect(T.PUBREC);
+      p.send(ack(T.PUBREL, i));
+      await p.expect(T.PUBCOMP);
+    }
+    const got = [];
+    for (let i = 0; i < 4; i++) got.push(await nextPublish(s, v));
+    const order = [got[2], got[0], got[3], got[1]].map((m) => m?.packetId ?? 0);
+    s.send(Buffer.concat(order.map((id) => ack(T.PUBREC, id))));
+    const rels = [];
+    for (const _ of order) rels.push(parseAck(await s.expect(T.PUBREL)).packetId);
+    assert.deepEqual(rels, order);
+  });
+}
+
+test('[MQTT-3.3.4-9] v5: PUBREC with a reason code >= 0x80 ends the QoS 2 flow: no PUBREL, the slot is freed', async (t) => {
+  const { port } = await broker(t);
+  const topic = `recfail/${uid()}`;
+  const s = await raw(t, port, { version: 5, clientId: uid(), properties: [[P.ReceiveMaximum, 1]] });
+  await sub(s, 5, topic, 2);
+  const p = await raw(t, port, { version: 5, clientId: uid() });
+  for (let i = 1; i <= 2; i++) {
+    p.send(publish({ version: 5, topic, payload: `m${i}`, qos: 2, packetId: i }));
+    await p.expect(T.PUBREC);
+    p.send(ack(T.PUBREL, i, 0));
+    await p.expect(T.PUBCOMP);
+  }
+  const first = await nextPublish(s, 5);
+  s.send(ack(T.PUBREC, first.packetId ?? 0, 0x80));
+  const next = await s.next();
+  assert.equal(next.type, T.PUBLISH, `expected the next PUBLISH, got ${next.raw.toString('hex')}`);
+  assert.equal(parsePublish(next, 5).payload.toString(), 'm2');
 });

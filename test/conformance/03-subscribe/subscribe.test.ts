@@ -244,3 +244,30 @@ test('v5: re-subscribing with a new Subscription Identifier replaces the old one
   p.send(publish({ version: 5, topic, payload: 'x' }));
   assert.deepEqual(propAll((await nextPublish(c, 5)).properties, P.SubscriptionIdentifier), [6]);
 });
+
+test('[MQTT-3.3.4-3] v5: retained messages sent on subscribe carry the Subscription Identifier', async (t) => {
+  const { port } = await broker(t);
+  const topic = `rsid/${uid()}`;
+  const p = await raw(t, port, { version: 5, clientId: uid() });
+  p.send(publish({ version: 5, topic, payload: 'r', qos: 1, packetId: 1, retain: true }));
+  await p.expect(T.PUBACK);
+  const c = await raw(t, port, { version: 5, clientId: uid() });
+  c.send(subscribe({ version: 5, packetId: 1, properties: [[P.SubscriptionIdentifier, 77]] }, { topic, qos: 0 }));
+  await c.expect(T.SUBACK);
+  const m = await nextPublish(c, 5);
+  assert.equal(m.retain, true);
+  assert.deepEqual(propAll(m.properties, P.SubscriptionIdentifier), [77]);
+});
+
+test('[MQTT-4.7.1-2] [MQTT-4.7.1-3] root-level wildcard matching (+/+ matches "/", # matches "/x")', async (t) => {
+  const { port } = await broker(t);
+  for (const [filter, topic] of [['+/+', '/'], ['#', '/x'], ['/#', '/'], ['+', 'x']] as const) {
+    const c = await raw(t, port, { version: 4, clientId: uid() });
+    await sub(c, 4, filter, 0);
+    const p = await raw(t, port, { version: 4, clientId: uid() });
+    p.send(publish({ topic, payload: 'x' }));
+    assert.equal((await nextPublish(c, 4)).topic, topic, `${filter} must match ${topic}`);
+    c.destroy();
+    p.destroy();
+  }
+});

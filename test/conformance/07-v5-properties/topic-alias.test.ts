@@ -107,3 +107,21 @@ test('[MQTT-3.1.2-27] the broker sends no Topic Alias to a client whose Topic Al
     assert.equal(m.topic, topic);
   }
 });
+
+test('[MQTT-3.3.2-7] broker-assigned topic aliases start afresh on a new connection', async (t) => {
+  const { port } = await broker(t);
+  const topic = `tar/${uid()}`;
+  const id = uid();
+  const opts = { version: 5 as const, clientId: id, clean: false, properties: [[P.SessionExpiryInterval, 60], [P.TopicAliasMaximum, 5]] as const };
+  const a = await raw(t, port, { ...opts, properties: [...opts.properties] });
+  await sub(a, 5, topic, 0);
+  const p = await raw(t, port, { version: 5, clientId: uid() });
+  for (let i = 0; i < 3; i++) p.send(publish({ version: 5, topic, payload: `a${i}` }));
+  for (let i = 0; i < 3; i++) await nextPublish(a, 5);
+  a.destroy();
+  const b = await raw(t, port, { ...opts, properties: [...opts.properties] });
+  p.send(publish({ version: 5, topic, payload: 'after reconnect' }));
+  const m = await nextPublish(b, 5);
+  assert.equal(m.topic, topic, 'the first PUBLISH on a new connection must carry the topic name');
+  assert.equal(m.payload.toString(), 'after reconnect');
+});

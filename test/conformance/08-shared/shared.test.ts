@@ -10,6 +10,7 @@ import {
   parseSuback,
   publish,
   subscribe,
+  unsubscribe,
   type RawPacket,
   type Version,
 } from '../../helpers/raw-client.js';
@@ -141,4 +142,19 @@ test('v5: a shared subscription honours the granted QoS and its Subscription Ide
   assert.equal(m.qos, 1);
   assert.equal(m.topic, topic, 'the topic name, not the share filter');
   assert.deepEqual(m.properties.filter((x) => x.id === P.SubscriptionIdentifier).map((x) => x.value), [11]);
+});
+
+test('[MQTT-3.10.4-1] UNSUBSCRIBE of a shared subscription removes only that member', async (t) => {
+  const { port } = await broker(t);
+  const topic = `shu/${uid()}`;
+  const a = await raw(t, port, { version: 5, clientId: uid() });
+  const b = await raw(t, port, { version: 5, clientId: uid() });
+  await sub(a, 5, `$share/g/${topic}`, 0);
+  await sub(b, 5, `$share/g/${topic}`, 0);
+  a.send(unsubscribe({ version: 5, packetId: 2 }, `$share/g/${topic}`));
+  assert.deepEqual(parseSuback(await a.expect(T.UNSUBACK), 5).codes, [0x00]);
+  const p = await raw(t, port, { version: 5, clientId: uid() });
+  for (let i = 0; i < 4; i++) p.send(publish({ version: 5, topic, payload: `${i}` }));
+  assert.deepEqual(await drain(b, 5, 400), ['0', '1', '2', '3']);
+  assert.deepEqual(await drain(a, 5, 100), []);
 });
