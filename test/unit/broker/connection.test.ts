@@ -1,0 +1,88 @@
+/** Connection I/O over an in-memory Duplex: write batching and shared encoded PUBLISH bytes. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Duplex } from 'node:stream';
+import { setImmediate as tick } from 'node:timers/promises';
+import { createBroker } from '../../../src/broker/index.js';
+import { encode, type Packet } from '../../../src/protocol/index.js';
+
+class FakeSocket extends Duplex {
+  readonly writes: Buffer[] = [];
+  override _read(): void {}
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.writes.push(chunk);
+    cb();
+  }
+  send(...packets: Packet[]): void {
+    this.push(Buffer.concat(packets.map((p) => encode(p, 4))));
+  }
+}
+
+async function brokerWithSockets(t: { after(fn: () => unknown): void }, n: number): Promise<FakeSocket[]> {
+  const broker = createBroker({ listeners: [], sys: { enabled: false } });
+  await broker.start();
+  t.after(() => broker.close(50));
+  return Array.from({ length: n }, () => {
+    const s = new FakeSocket();
+    broker.handleConnection(s, { listener: 'test' });
+    return s;
+  });
+}
+
+const connect = (clientId: string): Packet => ({ type: 'connect', protocolName: 'MQTT', protocolVersion: 4, cleanStart: true, keepAlive: 0, clientId });
+const subscribe = (qos: 0 | 1): Packet => ({
+  type: 'subscribe',
+  packetId: 1,
+  subscriptions: [{ topicFilter: 't', qos, noLocal: false, retainAsPublished: false, retainHandling: 0 }],
+});
+
+test('replies to pipelined packets read in one chunk go out in one write', async (t) => {
+  const [s] = await brokerWithSockets(t, 1);
+  const sock = s as FakeSocket;
+  sock.send(connect('a'), subscribe(0), { type: 'pingreq' }, { type: 'pingreq' });
+  await tick();
+  await tick();
+  assert.equal(sock.writes.length, 1);
+  // CONNACK (4 bytes) + SUBACK (5) + 2 x PINGRESP (2)
+  assert.equal(sock.writes[0]?.length, 13);
+});
+
+test('a QoS 0 fan-out writes the same encoded bytes to every subscriber', async (t) => {
+  const socks = await brokerWithSockets(t, 4);
+  const [pub, ...subs] = socks as [FakeSocket, ...FakeSocket[]];
+  for (const [i, s] of subs.entries()) s.send(connect(`s${i}`), subscribe(0));
+  pub.send(connect('p'));
+  await tick();
+  await tick();
+  for (const s of socks) s.writes.length = 0;
+  pub.send({ type: 'publish', topic: 't', payload: Buffer.from('hello'), qos: 0, retain: false, dup: false });
+  await tick();
+  await tick();
+  const first = subs[0]?.writes[0];
+  assert.ok(first !== undefined);
+  for (const s of subs) assert.equal(s.writes[0], first, 'one Buffer shared by all subscribers');
+});
+
+test('a QoS 1 fan-out shares the encoding but gives each subscriber its own packet id', async (t) => {
+  const socks = await brokerWithSockets(t, 3);
+  const [pub, a, b] = socks as [FakeSocket, FakeSocket, FakeSocket];
+  // Different numbers of earlier messages give the two subscribers different next packet ids.
+  a.send(connect('a'), subscribe(1));
+  b.send(connect('b'), { type: 'subscribe', packetId: 1, subscriptions: [{ topicFilter: 'x', qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 }] }, subscribe(1));
+  pub.send(connect('p'));
+  await tick();
+  pub.send({ type: 'publish', topic: 'x', payload: Buffer.from('only-b'), qos: 1, retain: false, dup: false, packetId: 1 });
+  await tick();
+  await tick();
+  for (const s of socks) s.writes.length = 0;
+  pub.send({ type: 'publish', topic: 't', payload: Buffer.from('both'), qos: 1, retain: false, dup: false, packetId: 2 });
+  await tick();
+  await tick();
+  const wa = a.writes[0] as Buffer;
+  const wb = b.writes[0] as Buffer;
+  // PUBLISH: 0x32, length, topic 't' (00 01 74), packet id, payload.
+  assert.equal(wa.readUInt16BE(5), 1);
+  assert.equal(wb.readUInt16BE(5), 2);
+  assert.deepEqual(wa.subarray(7), wb.subarray(7));
+  assert.deepEqual(wa.subarray(0, 5), wb.subarray(0, 5));
+});
