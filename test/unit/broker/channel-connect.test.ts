@@ -213,3 +213,58 @@ test('MQTT 3.1: a client id longer than 23 characters is refused with 0x02; 23 i
   assert.equal((client(3).connect({ clientId: 'x'.repeat(24) })[0] as ConnackPacket).reasonCode, 0x02);
   assert.equal((client(3).connect({ clientId: 'y'.repeat(23) })[0] as ConnackPacket).reasonCode, 0x00);
 });
+
+test('[MQTT-3.1.2-29] Request Problem Information 0: no reason string; with 1 the refusal says why', () => {
+  const { client } = setup();
+  const quiet = client(5).connect({ clientId: '', cleanStart: false, properties: { requestProblemInformation: 0 } })[0] as ConnackPacket;
+  assert.equal(quiet.reasonCode, 0x85);
+  assert.equal(quiet.properties, undefined);
+  const chatty = client(5).connect({ clientId: '', cleanStart: false })[0] as ConnackPacket;
+  assert.equal(typeof chatty.properties?.reasonString, 'string');
+});
+
+test('[MQTT-4.12.1-1] re-authentication: AUTH 0x19 after CONNACK goes to the hook; another method is a protocol error', () => {
+  const { client } = setup({ enhancedAuthenticator: { methods: ['TEST'], step: () => ({ result: 'success' }) } });
+  const c = client(5);
+  const acts = c.channel.handleIn(
+    { type: 'connect', protocolName: 'MQTT', protocolVersion: 5, cleanStart: true, keepAlive: 0, clientId: 'r', properties: { authenticationMethod: 'TEST' } },
+    0,
+  );
+  assert.equal(acts[0]?.type, 'authStep');
+  c.actions.push(...c.channel.handleAuthStepResult({ result: 'success' }, 0));
+  assert.equal(c.channel.state, 'connected');
+  c.sent();
+  c.in({ type: 'auth', reasonCode: 0x19, properties: { authenticationMethod: 'TEST' } });
+  const step = c.actions.at(-1);
+  assert.equal(step?.type, 'authStep');
+  assert.equal((step as { step: { reauthenticate: boolean } }).step.reauthenticate, true);
+  c.actions.push(...c.channel.handleAuthStepResult({ result: 'success' }, 0));
+  assert.deepEqual(c.sent(), [{ type: 'auth', reasonCode: 0, properties: { authenticationMethod: 'TEST' } }]);
+  c.in({ type: 'auth', reasonCode: 0x19, properties: { authenticationMethod: 'OTHER' } });
+  const [d] = c.sent() as DisconnectPacket[];
+  assert.equal(d?.reasonCode, 0x82); // [MQTT-4.12.1-1] a different method
+});
+
+test('[MQTT-4.12.0-7] AUTH from a client that did not use enhanced authentication: DISCONNECT 0x82', () => {
+  const { client } = setup();
+  const c = client(5);
+  c.connect();
+  c.in({ type: 'auth', reasonCode: 0x19, properties: { authenticationMethod: 'X' } });
+  const [d] = c.sent() as DisconnectPacket[];
+  assert.equal(d?.reasonCode, 0x82);
+});
+
+test('[MQTT-4.12.1-2] a failed re-authentication ends the connection with DISCONNECT and the hook\'s reason code', () => {
+  const { client } = setup({ enhancedAuthenticator: { methods: ['TEST'], step: () => ({ result: 'success' }) } });
+  const c = client(5);
+  c.channel.handleIn(
+    { type: 'connect', protocolName: 'MQTT', protocolVersion: 5, cleanStart: true, keepAlive: 0, clientId: 'f', properties: { authenticationMethod: 'TEST' } },
+    0,
+  );
+  c.channel.handleAuthStepResult({ result: 'success' }, 0);
+  c.in({ type: 'auth', reasonCode: 0x19, properties: { authenticationMethod: 'TEST' } });
+  c.actions.push(...c.channel.handleAuthStepResult({ result: 'failure', reasonCode: 0x87 }, 0));
+  const [d] = c.sent() as DisconnectPacket[];
+  assert.equal(d?.reasonCode, 0x87);
+  assert.ok(c.closed);
+});
