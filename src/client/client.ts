@@ -113,6 +113,7 @@ interface ServerLimits {
 type State = 'connecting' | 'connected' | 'reconnecting' | 'ending' | 'closed';
 
 const FIRST_CONNECT = Symbol('first connect');
+const QOS0_RESULT: PublishResult = Object.freeze({ reasonCode: 0 });
 
 function toBuffer(data: string | Uint8Array): Buffer {
   if (typeof data === 'string') return Buffer.from(data, 'utf8');
@@ -155,6 +156,7 @@ export class MqttClient extends Emitter<ClientEvents> {
   /** QoS 2 packet ids received and not yet released by PUBREL. */
   #incomingQos2 = new Set<number>();
   #streams = new Set<MessageStream>();
+  #validTopics = new Set<string>();
   #backlog: Message[] = [];
   #server: ServerLimits = {
     receiveMaximum: 65_535,
@@ -242,9 +244,14 @@ export class MqttClient extends Emitter<ClientEvents> {
     if (qos !== 0 && qos !== 1 && qos !== 2) {
       return Promise.reject(new ClientUsageError('MQTT_ERR_INVALID_QOS', ReasonCode.ProtocolError, `QoS must be 0, 1 or 2, not ${String(qos)}`, 'MQTT-3.3.1-4'));
     }
-    // [MQTT-3.3.2-2] no wildcards in a Topic Name; [MQTT-4.7.3-1] not empty.
-    if (!isValidTopicName(topic)) {
-      return Promise.reject(new TopicNameInvalidError(`invalid topic name ${JSON.stringify(topic)}`, 'MQTT-3.3.2-2'));
+    // [MQTT-3.3.2-2] no wildcards in a Topic Name; [MQTT-4.7.3-1] not empty. Devices publish to few
+    // topics over and over: remember the ones already checked.
+    if (!this.#validTopics.has(topic)) {
+      if (!isValidTopicName(topic)) {
+        return Promise.reject(new TopicNameInvalidError(`invalid topic name ${JSON.stringify(topic)}`, 'MQTT-3.3.2-2'));
+      }
+      if (this.#validTopics.size >= 1024) this.#validTopics.clear();
+      this.#validTopics.add(topic);
     }
     if (qos > this.#server.maximumQoS) {
       // [MQTT-3.2.2-11] never send a QoS above the broker's Maximum QoS.
@@ -274,6 +281,14 @@ export class MqttClient extends Emitter<ClientEvents> {
     }
     if (qos === 0) {
       return new Promise((resolve, reject) => {
+        const conn = this.#conn;
+        if (!offline && conn !== undefined && this.#head === this.#waiting.length) {
+          // Nothing queued ahead of it: straight to the connection.
+          const bytes = this.#encodePublish(packet);
+          if (bytes === undefined) reject(this.#tooLarge());
+          else this.#writeOn(conn, bytes, (error) => (error ? reject(error) : resolve(QOS0_RESULT)));
+          return;
+        }
         this.#waiting.push({ kind: 'qos0', packet, resolve, reject });
         if (!offline) this.#pump();
       });
@@ -803,7 +818,7 @@ export class MqttClient extends Emitter<ClientEvents> {
         }
         this.#writeOn(conn, bytes, (error) => {
           if (error) item.reject(error);
-          else item.resolve({ reasonCode: 0 });
+          else item.resolve(QOS0_RESULT);
         });
         continue;
       }
