@@ -163,8 +163,8 @@ for (const k of cases()) {
     }
     await expectErrorClose(c, k.version, k.codes, k.phase);
 
-    const p = await raw(t, port, { version: 5, clientId: uid('after') });
-    await pub1(p, 5, aliveTopic, 'still served', 1);
+    const p = await raw(t, port, { version: 4, clientId: uid('after') });
+    await pub1(p, 4, aliveTopic, 'still served', 1);
     const got = await nextPublish(watcher, 4);
     assert.equal(got.payload.toString(), 'still served');
   });
