@@ -22,6 +22,7 @@ import {
 } from '../helpers/raw-client.js';
 
 export type BrokerConfigInput = Parameters<typeof startBroker>[1];
+export type BrokerOptionsInput = Parameters<typeof startBroker>[2];
 
 export interface TestBroker {
   port: number;
@@ -39,13 +40,13 @@ function addCleanup(t: TestContext, fn: () => unknown): void {
   else t.after(fn);
 }
 
-export async function broker(t: TestContext, config?: BrokerConfigInput): Promise<TestBroker> {
+export async function broker(t: TestContext, config?: BrokerConfigInput, options?: BrokerOptionsInput): Promise<TestBroker> {
   const list: Array<() => unknown> = [];
   cleanups.set(t, list);
   t.after(async () => {
     for (const fn of list.splice(0)) await fn();
   });
-  const b = await startBroker(t, config);
+  const b = await startBroker(t, config, options);
   return { port: b.port, url: b.url, close: () => b.broker.close(500) };
 }
 

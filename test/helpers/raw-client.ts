@@ -403,6 +403,11 @@ export function ack(type: number, packetId: number, reasonCode?: number, propert
 
 export const pingreq = (): Buffer => hex('c000');
 
+/** v5 AUTH with a reason code and properties. */
+export function auth(reasonCode: number, properties: Props): Buffer {
+  return packet(0xf0, Buffer.from([reasonCode]), props(properties));
+}
+
 /** DISCONNECT; v3 form (no body) when reasonCode is undefined. */
 export function disconnect(reasonCode?: number, properties?: Props): Buffer {
   if (reasonCode === undefined) return hex('e000');
@@ -598,6 +603,16 @@ export interface Disconnect {
 
 export function parseDisconnect(p: RawPacket): Disconnect {
   if (p.type !== T.DISCONNECT) throw new Error(`not a DISCONNECT: ${p.raw.toString('hex')}`);
+  return parseReasonAndProperties(p);
+}
+
+/** AUTH has the same shape as DISCONNECT: an optional reason code, then optional properties. */
+export function parseAuth(p: RawPacket): Disconnect {
+  if (p.type !== T.AUTH) throw new Error(`not an AUTH: ${p.raw.toString('hex')}`);
+  return parseReasonAndProperties(p);
+}
+
+function parseReasonAndProperties(p: RawPacket): Disconnect {
   const r = new Reader(p.body);
   const reasonCode = r.left > 0 ? r.byte() : 0;
   const properties = r.left > 0 ? r.props() : [];
