@@ -99,3 +99,20 @@ test('queue limit: dropNewest keeps the oldest maximumQueuedMessages', async (t)
   }
   assert.deepEqual(got, ['m1', 'm2']);
 });
+
+test('[MQTT-3.1.2-4] [MQTT-3.1.2-23] v5: Clean Start 1 with a Session Expiry Interval starts a new session that outlives the connection', async (t) => {
+  const { port } = await broker(t);
+  const id = uid();
+  const topic = `cs1/${uid()}`;
+  const a = await rawAny(t, port, { version: 5, clientId: id, clean: true, properties: [[P.SessionExpiryInterval, 60]] });
+  assert.equal(a.connack.sessionPresent, false);
+  await sub(a.client, 5, topic, 1);
+  a.client.destroy();
+  await delay(100);
+  const p = await raw(t, port, { version: 5, clientId: uid() });
+  await pub1(p, 5, topic, 'kept', 1);
+  const b = await rawAny(t, port, { version: 5, clientId: id, clean: false, properties: [[P.SessionExpiryInterval, 60]] });
+  assert.equal(b.connack.sessionPresent, true);
+  const m = parsePublish(await b.client.expect(T.PUBLISH), 5);
+  assert.equal(m.payload.toString(), 'kept');
+});

@@ -85,3 +85,24 @@ test('[MQTT-3.3.4-6] a PUBLISH from a client carrying a Subscription Identifier 
   // The spec names no code for this one; Protocol Error is the natural one, Malformed is tolerated.
   await expectErrorClose(c, 5, [0x82, 0x81]);
 });
+
+test('[MQTT-3.3.2-5] a message that expires while waiting behind the client Receive Maximum is not sent', async (t) => {
+  const { port } = await broker(t);
+  const topic = `rmexp/${uid()}`;
+  const s = await raw(t, port, { version: 5, clientId: uid(), properties: [[P.ReceiveMaximum, 1]] });
+  s.send(subscribe({ version: 5, packetId: 1 }, { topic, qos: 1 }));
+  await s.expect(T.SUBACK);
+  const p = await raw(t, port, { version: 5, clientId: uid() });
+  p.send(publish({ version: 5, topic, payload: 'first', qos: 1, packetId: 1 }));
+  await p.expect(T.PUBACK);
+  p.send(publish({ version: 5, topic, payload: 'expires', qos: 1, packetId: 2, properties: [[P.MessageExpiryInterval, 1]] }));
+  await p.expect(T.PUBACK);
+  p.send(publish({ version: 5, topic, payload: 'last', qos: 1, packetId: 3 }));
+  await p.expect(T.PUBACK);
+  const first = await nextPublish(s, 5);
+  assert.equal(first.payload.toString(), 'first');
+  await new Promise((r) => setTimeout(r, 2100));
+  s.send(ack(T.PUBACK, first.packetId ?? 0));
+  const next = await nextPublish(s, 5);
+  assert.equal(next.payload.toString(), 'last', 'the expired message was dropped from the queue');
+});

@@ -158,3 +158,14 @@ test('[MQTT-3.10.4-1] UNSUBSCRIBE of a shared subscription removes only that mem
   assert.deepEqual(await drain(b, 5, 400), ['0', '1', '2', '3']);
   assert.deepEqual(await drain(a, 5, 100), []);
 });
+
+test('[MQTT-4.8.2-2] a shared subscription filter may contain wildcards', async (t) => {
+  const { port } = await broker(t);
+  const b = uid('shw');
+  const a = await raw(t, port, { version: 5, clientId: uid() });
+  await sub(a, 5, `$share/g/${b}/+/x/#`, 0);
+  const p = await raw(t, port, { version: 5, clientId: uid() });
+  p.send(publish({ version: 5, topic: `${b}/1/x/2/3`, payload: 'deep' }));
+  p.send(publish({ version: 5, topic: `${b}/1/y`, payload: 'no' }));
+  assert.deepEqual(await drain(a, 5, 400), ['deep']);
+});
