@@ -47,7 +47,8 @@ function run(t: TestContext, bin: string, args: string[]): Proc {
   child.stdout?.on('data', onData);
   child.stderr?.on('data', onData);
   const exited = new Promise<number | string>((resolve) => {
-    child.once('exit', (code, signal) => resolve(code ?? signal ?? -1));
+    // 'close', not 'exit': stdout may still hold the last lines when the process has exited.
+    child.once('close', (code, signal) => resolve(code ?? signal ?? -1));
   });
   t.after(async () => {
     if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
@@ -177,6 +178,30 @@ for (const version of ['311', '5'] as const) {
     const again = run(t, SUB, ['-h', '127.0.0.1', '-p', String(port), '-V', version, '-c', '-i', id, '-q', '1', '-t', `${base}/+`, '-F', FORMAT, '-C', '1', '-W', '5']);
     assert.equal(await again.exited, 0, again.lines.join('\n'));
     assert.deepEqual(again.messages().map((m) => [m.topic, m.payload]), [[`${base}/a`, 'while away']]);
+  });
+}
+
+test('MQTT 3.1 (-V 31): mosquitto_pub -> mosquitto_sub at QoS 2', async (t) => {
+  const { port } = await startBroker(t);
+  const topic = uid('mq/31/');
+  const s = await subscriber(t, port, ['-V', '31', '-q', '2', '-t', topic, '-C', '1']);
+  await publishOnce(port, t, ['-V', '31', '-q', '2', '-t', topic, '-m', 'old protocol']);
+  assert.equal(await s.exited, 0, s.lines.join('\n'));
+  assert.deepEqual(s.messages(), [{ topic, qos: 2, retain: false, payload: 'old protocol' }]);
+});
+
+for (const version of ['311', '5'] as const) {
+  test(`shared subscription with two mosquitto_sub members, -V ${version}`, async (t) => {
+    const { port } = await startBroker(t);
+    const topic = uid('mq/share/');
+    const a = await subscriber(t, port, ['-V', version, '-q', '1', '-t', `$share/grp/${topic}`]);
+    const b = await subscriber(t, port, ['-V', version, '-q', '1', '-t', `$share/grp/${topic}`]);
+    for (let i = 0; i < 6; i++) await publishOnce(port, t, ['-V', version, '-q', '1', '-t', topic, '-m', `s${i}`]);
+    const deadline = Date.now() + 3000;
+    while (a.messages().length + b.messages().length < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const all = [...a.messages(), ...b.messages()].map((m) => m.payload).sort();
+    assert.deepEqual(all, ['s0', 's1', 's2', 's3', 's4', 's5'], 'each message to exactly one member');
+    assert.ok(a.messages().length > 0 && b.messages().length > 0, 'both members got messages');
   });
 }
 
