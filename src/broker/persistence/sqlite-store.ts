@@ -150,6 +150,8 @@ export class SqliteDatabase {
   #cleanups: Array<(now: number) => void> = [];
   #rollbacks: Array<() => void> = [];
   #closed = false;
+  /** Counts flushes: lets writers tell whether an op they queued is still waiting in the current batch. */
+  #generation = 0;
 
   constructor(options: SqliteOptions) {
     this.path = options.path;
@@ -171,6 +173,11 @@ export class SqliteDatabase {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Changes whenever the queued writes are taken for a commit. */
+  get generation(): number {
+    return this.#generation;
   }
 
   /**
@@ -228,6 +235,7 @@ export class SqliteDatabase {
     const batch = this.#batch;
     this.#ops = [];
     this.#batch = undefined;
+    this.#generation++;
     if (ops.length === 0) {
       batch?.resolve();
       return undefined;
@@ -349,6 +357,9 @@ export class SqliteStore implements Store {
    * skipped without a lookup in SQL.
    */
   #known = new Set<string>();
+  /** Inserts still waiting in the current batch (generation #pendingGen), by row key. */
+  readonly #pendingInserts = new Map<string, { skip: boolean }>();
+  #pendingGen = -1;
 
   constructor(database: SqliteDatabase) {
     this.database = database;
@@ -494,14 +505,38 @@ export class SqliteStore implements Store {
     return this.database.write(() => this.#s.delSubscription.run(clientId, topicFilter));
   }
 
+  /**
+   * A row written and removed again before its batch was committed (a message queued and drained, or sent and
+   * acknowledged, within one batch) never reaches the file: the insert is skipped, the delete still runs.
+   */
+  #superseded(key: string): void {
+    if (this.#pendingGen !== this.database.generation) return;
+    const op = this.#pendingInserts.get(key);
+    if (op === undefined) return;
+    op.skip = true;
+    this.#pendingInserts.delete(key);
+  }
+
+  #trackInsert(key: string, op: { skip: boolean }): void {
+    if (this.#pendingGen !== this.database.generation) {
+      this.#pendingInserts.clear();
+      this.#pendingGen = this.database.generation;
+    }
+    this.#pendingInserts.set(key, op);
+  }
+
   enqueue(clientId: string, seq: number, delivery: StoredDelivery): Promise<void> | undefined {
     const row = deliveryRow(delivery);
-    return this.database.write(() => {
-      if (this.#known.has(clientId)) this.#s.enqueue.run(clientId, seq, ...row);
+    const mark = { skip: false };
+    const p = this.database.write(() => {
+      if (!mark.skip && this.#known.has(clientId)) this.#s.enqueue.run(clientId, seq, ...row);
     });
+    this.#trackInsert(`q\0${clientId}\0${seq}`, mark);
+    return p;
   }
 
   dequeue(clientId: string, seq: number): Promise<void> | undefined {
+    this.#superseded(`q\0${clientId}\0${seq}`);
     return this.database.write(() => this.#s.dequeue.run(clientId, seq));
   }
 
@@ -509,13 +544,20 @@ export class SqliteStore implements Store {
     const row = deliveryRow(outgoing.delivery);
     const state = outgoing.state === 'pubrel' ? 1 : 0;
     const packetId = outgoing.packetId;
-    return this.database.write(() => {
+    const mark = { skip: false };
+    const p = this.database.write(() => {
       // The ord is spent even when the row exists (the upsert keeps the old one): only its order matters.
-      if (this.#known.has(clientId)) this.#s.putOutgoing.run(clientId, packetId, this.#nextOrd++, state, ...row);
+      if (!mark.skip && this.#known.has(clientId)) {
+        this.#s.putOutgoing.run(clientId, packetId, this.#nextOrd++, state, ...row);
+      }
     });
+    // A put that updates a row put earlier in this batch keeps that one too: the first insert fixes the order.
+    this.#trackInsert(`o\0${clientId}\0${packetId}`, mark);
+    return p;
   }
 
   deleteOutgoing(clientId: string, packetId: number): Promise<void> | undefined {
+    this.#superseded(`o\0${clientId}\0${packetId}`);
     return this.database.write(() => this.#s.delOutgoing.run(clientId, packetId));
   }
 

@@ -58,6 +58,25 @@ test('none: methods return synchronously; the background commit and close() writ
   assert.equal(s?.queue.length, 1);
 });
 
+test('a row inserted and removed within one batch never reaches the file; across batches it does', async (t) => {
+  const o = openSqlite(t, { path: join(tempDir(t), 'a.db'), durability: 'batch' });
+  await o.store.putSession({ clientId: 'c', protocolVersion: 5, sessionExpiryInterval: 10 });
+  const changes = (): number => (o.database.db.prepare('SELECT total_changes() AS n').get() as { n: number }).n;
+  const before = changes();
+  o.store.enqueue('c', 1, delivery('t', 'x'));
+  o.store.putOutgoing('c', { packetId: 1, state: 'publish', delivery: delivery('t', 'x') });
+  o.store.putOutgoing('c', { packetId: 1, state: 'pubrel', delivery: delivery('t', 'x') });
+  o.store.dequeue('c', 1);
+  await o.store.deleteOutgoing('c', 1);
+  // Only the first outgoing insert ran (the update superseding it was skipped), then its delete.
+  assert.equal(changes() - before, 2);
+  const mid = changes();
+  await o.store.putOutgoing('c', { packetId: 2, state: 'publish', delivery: delivery('t', 'y') });
+  await o.store.deleteOutgoing('c', 2);
+  assert.equal(changes() - mid, 2, 'insert and delete in separate commits both run');
+  assert.equal(count(o, 'outgoing') + count(o, 'queue'), 0);
+});
+
 test('a failed commit rejects the promise of every write in the batch and is logged', async (t) => {
   const errors: unknown[] = [];
   const logger = {
