@@ -32,6 +32,8 @@ function fail(msg: string): number {
 /** Reads one line from a terminal without echoing it. */
 function readHiddenLine(prompt: string): Promise<string> {
   const stdin = process.stdin;
+  // Echo goes off before the prompt appears, so a password typed ahead of it is never shown.
+  stdin.setRawMode(true);
   process.stderr.write(prompt);
   return new Promise((resolve, reject) => {
     let line = '';
@@ -52,7 +54,6 @@ function readHiddenLine(prompt: string): Promise<string> {
         else line += ch;
       }
     };
-    stdin.setRawMode(true);
     stdin.resume();
     stdin.on('data', onData);
   });
