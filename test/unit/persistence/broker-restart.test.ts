@@ -9,6 +9,8 @@ import { test, type TestContext } from 'node:test';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { createBroker, type Broker } from '../../../src/broker/index.js';
 import { openStorage, type Storage } from '../../../src/broker/persistence/open.js';
+import { SqliteRetainedStore } from '../../../src/broker/persistence/sqlite-retained.js';
+import { SqliteDatabase, SqliteStore } from '../../../src/broker/persistence/sqlite-store.js';
 import { silentLogger } from '../../../src/shared/logger.js';
 import { tempDir } from './helpers.js';
 
@@ -92,4 +94,54 @@ test('restart: persistent sessions, their subscriptions and queued QoS 1/2 messa
   const retained = messages(reader, 1);
   await reader.subscribeAsync('ret/#', { qos: 1 });
   assert.deepEqual(await retained, [{ topic: 'ret/x', payload: 'kept', retain: true }]);
+});
+
+test('[MQTT-4.1.0-2] restart: a session whose expiry passed while the broker was down is gone; a longer one is resumed', async (t) => {
+  const path = join(tempDir(t), 'telemq.db');
+  // Wall clock shifted by `offset`: the broker is "down" for 5 s without the test waiting for it.
+  let offset = 0;
+  const now = (): number => Date.now() + offset;
+  const clock = {
+    now,
+    setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
+    clearTimeout: (h: unknown) => clearTimeout(h as ReturnType<typeof setTimeout>),
+  };
+  const run = async (): Promise<{ url: string; stop: () => Promise<void> }> => {
+    const database = new SqliteDatabase({ path, durability: 'batch', cleanupIntervalMs: 0, now });
+    const retained = new SqliteRetainedStore(database);
+    const store = new SqliteStore(database);
+    const broker = createBroker(
+      { listeners: [{ type: 'tcp', host: '127.0.0.1', port: 0 }], sys: { enabled: false } },
+      { store, retained, clock },
+    );
+    await broker.start();
+    const stop = async (): Promise<void> => {
+      await broker.close(100);
+      database.close();
+    };
+    t.after(stop);
+    return { url: `mqtt://127.0.0.1:${broker.addresses()[0]?.port ?? 0}`, stop };
+  };
+  const first = await run();
+  for (const [clientId, sessionExpiryInterval] of [
+    ['short', 2],
+    ['long', 60],
+  ] as const) {
+    const { c } = await client(t, first.url, { clientId, protocolVersion: 5, clean: false, properties: { sessionExpiryInterval } });
+    await c.subscribeAsync('x', { qos: 1 });
+    await c.endAsync();
+  }
+  await first.stop();
+  offset = 5000;
+  const second = await run();
+  for (const [clientId, present] of [
+    ['short', false],
+    ['long', true],
+  ] as const) {
+    const { c, sessionPresent } = await client(t, second.url, { clientId, protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 60 } });
+    // [MQTT-3.1.2-23] the session is kept after the connection closed; [MQTT-4.1.0-2] and discarded once expired,
+    // the broker's downtime included.
+    assert.equal(sessionPresent, present, `${clientId}: session present = ${present}`);
+    await c.endAsync();
+  }
 });
