@@ -210,7 +210,7 @@ function properties(mask: number, where: string): Properties | undefined {
     }
     if (def.min !== undefined && ((value as number) < def.min || (value as number) > def.max!)) {
       const msg = `property ${def.name} value ${String(value)} is out of range`;
-      // Section 3.3.2.3.4: Topic Alias 0 -> 0x94; other range violations are Protocol Errors.
+      // Section 3.3.4: Topic Alias 0 -> 0x94; the other range violations are "a Protocol Error" in each property's section.
       throw def.rangeError === 'topicAlias' ? new TopicAliasInvalidError(msg, def.rangeRule) : new ProtocolError(msg, def.rangeRule);
     }
     if (def.repeatable) {

@@ -78,7 +78,7 @@ const ROWS: readonly Row[] = [
   { id: 0x03, name: 'contentType', type: Utf8String, allowedIn: ['publish', 'will'], repeatable: false },
   { id: 0x08, name: 'responseTopic', type: Utf8String, allowedIn: ['publish', 'will'], repeatable: false },
   { id: 0x09, name: 'correlationData', type: BinaryData, allowedIn: ['publish', 'will'], repeatable: false },
-  // Repeatable in PUBLISH [MQTT-3.3.4-3]; at most once in SUBSCRIBE (section 3.8.2.1.2), checked by the decoder.
+  // Repeatable in PUBLISH (section 3.3.2.3.8, [MQTT-3.3.4-4]); at most once in SUBSCRIBE (section 3.8.2.1.2), checked by the decoder.
   { id: 0x0b, name: 'subscriptionIdentifiers', type: VariableByteInteger, allowedIn: ['publish', 'subscribe'], repeatable: true, min: 1, max: MAX_VARIABLE_BYTE_INTEGER, rangeError: 'protocol' },
   { id: 0x11, name: 'sessionExpiryInterval', type: FourByteInteger, allowedIn: ['connect', 'connack', 'disconnect'], repeatable: false },
   { id: 0x12, name: 'assignedClientIdentifier', type: Utf8String, allowedIn: ['connack'], repeatable: false },
@@ -93,7 +93,7 @@ const ROWS: readonly Row[] = [
   { id: 0x1f, name: 'reasonString', type: Utf8String, allowedIn: ['connack', ...ACKS, 'suback', 'unsuback', 'disconnect', 'auth'], repeatable: false },
   { id: 0x21, name: 'receiveMaximum', type: TwoByteInteger, allowedIn: ['connect', 'connack'], repeatable: false, min: 1, max: U16, rangeError: 'protocol' },
   { id: 0x22, name: 'topicAliasMaximum', type: TwoByteInteger, allowedIn: ['connect', 'connack'], repeatable: false },
-  // Topic Alias 0 is reported with 0x94 (section 3.3.2.3.4).
+  // Topic Alias 0 is reported with 0x94 (section 3.3.4: "A Topic Alias value of 0 ... uses DISCONNECT with Reason Code of 0x94").
   { id: 0x23, name: 'topicAlias', type: TwoByteInteger, allowedIn: ['publish'], repeatable: false, min: 1, max: U16, rangeError: 'topicAlias', rangeRule: 'MQTT-3.3.2-8' },
   { id: 0x24, name: 'maximumQoS', type: Byte, allowedIn: ['connack'], repeatable: false, min: 0, max: 1, rangeError: 'protocol' },
   { id: 0x25, name: 'retainAvailable', type: Byte, allowedIn: ['connack'], repeatable: false, min: 0, max: 1, rangeError: 'protocol' },

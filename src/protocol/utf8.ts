@@ -1,7 +1,8 @@
 /**
  * UTF-8 helpers shared by topic validation, the decoder and the encoder.
  * MQTT character data must be well-formed UTF-8 without U+0000 and without surrogate code points
- * [MQTT-1.5.4-1] [MQTT-1.5.4-2]; a JS string can hold lone surrogates, which have no UTF-8 form.
+ * [MQTT-1.5.4-1] [MQTT-1.5.4-2] (3.1.1: [MQTT-1.5.3-1] [MQTT-1.5.3-2]); a JS string can hold lone surrogates,
+ * which have no UTF-8 form.
  */
 
 /** Returns the UTF-8 byte length of `s`, or -1 when it holds a lone surrogate or U+0000. */
