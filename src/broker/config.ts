@@ -4,16 +4,27 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
+import type { Durability } from './persistence/sqlite-store.js';
+import { tlsFilesProblems } from './transport/tls.js';
+import type { SecureListenerConfig, TlsListenerConfig, WsListenerConfig, WssListenerConfig } from './transport/ws.js';
 
-/** One listening socket. TLS and WebSocket listeners add their own `type` here. */
+/**
+ * One listening socket. `tls`, `ws` and `wss` entries are the shapes `createSecureListener` (transport/ws.ts) takes;
+ * every listener may set `allowAnonymous` (default: `auth.allowAnonymous`, i.e. loopback hosts only).
+ */
 export interface TcpListenerConfig {
   type: 'tcp';
   /** Address to bind; '::' for every IPv6 and IPv4 address. */
   host: string;
   /** 0 picks a free port (see Broker.addresses()). */
   port: number;
+  /** Open connections beyond which new ones are closed at once; 0 = no limit. */
+  maxConnections?: number;
+  /** Admit clients without a username here; default per `auth.allowAnonymous`. */
+  allowAnonymous?: boolean;
 }
-export type ListenerConfig = TcpListenerConfig;
+export type { TlsListenerConfig, WsListenerConfig, WssListenerConfig };
+export type ListenerConfig = TcpListenerConfig | SecureListenerConfig;
 
 /** Server limits; those with a v5 CONNACK property are announced to v5 clients. */
 export interface MqttLimitsConfig {
@@ -55,9 +66,26 @@ export interface LogConfig {
   level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
-/** Where sessions and messages are kept. A SQLite store adds `{ type: 'sqlite', path }` here. */
-export interface PersistenceConfig {
-  type: 'memory';
+/** Where sessions, subscriptions, queued and retained messages are kept (see docs/persistence.md). */
+export type PersistenceConfig =
+  | { type: 'memory' }
+  | {
+      type: 'sqlite';
+      /** Database file, relative to the working directory; its folder is created when missing. */
+      path: string;
+      durability: Durability;
+      batchIntervalMs?: number;
+      cleanupIntervalMs?: number;
+    };
+
+/** Password file, ACL file and the anonymous policy; see docs/security.md. */
+export interface AuthConfig {
+  passwordFile?: string;
+  aclFile?: string;
+  /** Listeners without their own `allowAnonymous`: `loopback` admits anonymous clients on loopback hosts only. */
+  allowAnonymous: boolean | 'loopback';
+  /** Milliseconds before a refused login is answered. */
+  failureDelay: number;
 }
 
 export interface BrokerConfig {
@@ -66,6 +94,7 @@ export interface BrokerConfig {
   sys: SysConfig;
   log: LogConfig;
   persistence: PersistenceConfig;
+  auth: AuthConfig;
 }
 
 /** Every field optional, recursively; arrays are replaced whole. */
@@ -99,7 +128,15 @@ export const defaultConfig: Readonly<BrokerConfig> = Object.freeze({
   sys: { enabled: true, interval: 10 },
   log: { level: 'info' },
   persistence: { type: 'memory' },
+  auth: { allowAnonymous: 'loopback', failureDelay: 500 },
 } satisfies BrokerConfig);
+
+/** What `telemq broker` stores when nothing is configured (createBroker() defaults to memory). */
+export const defaultSqlitePersistence = Object.freeze({
+  type: 'sqlite',
+  path: './data/telemq.db',
+  durability: 'batch',
+} as const satisfies PersistenceConfig);
 
 /** Thrown for a configuration that does not validate; `problems` has one line per bad key. */
 export class ConfigError extends Error {
@@ -112,30 +149,97 @@ export class ConfigError extends Error {
   }
 }
 
+interface ObjectField {
+  kind: 'object';
+  fields: Record<string, Field>;
+  /** Keys that may be absent with no default (they then stay absent); other keys without a default are required. */
+  optional?: readonly string[];
+  /** Defaults of this object's own keys (used by variants, whose defaults differ per `type`). */
+  defaults?: Record<string, unknown>;
+}
+
 type Field =
   | { kind: 'int'; min: number; max: number }
   | { kind: 'bool' }
-  | { kind: 'string'; nonEmpty?: boolean }
-  | { kind: 'enum'; values: readonly (string | number)[] }
-  | { kind: 'object'; fields: Record<string, Field> }
+  | { kind: 'string'; nonEmpty?: boolean; pattern?: RegExp; hint?: string }
+  | { kind: 'enum'; values: readonly (string | number | boolean)[] }
+  | ObjectField
+  /** A mapping whose `type` key chooses its schema. */
+  | { kind: 'variant'; variants: Record<string, ObjectField> }
   | { kind: 'array'; of: Field; minItems: number };
 
 const int = (min: number, max: number): Field => ({ kind: 'int', min, max });
 const bool: Field = { kind: 'bool' };
+const nonEmpty: Field = { kind: 'string', nonEmpty: true };
+const enumOf = (...values: Array<string | number | boolean>): Field => ({ kind: 'enum', values });
+
+const commonListener = { host: nonEmpty, port: int(0, 65_535), maxConnections: int(0, 1_000_000), allowAnonymous: bool };
+const tlsFiles = {
+  certFile: nonEmpty,
+  keyFile: nonEmpty,
+  caFile: nonEmpty,
+  requireClientCertificate: bool,
+  identityFrom: enumOf('cn', 'san-dns', 'san-email', 'san-uri'),
+  minVersion: enumOf('TLSv1.2', 'TLSv1.3'),
+};
+const tlsOptional = ['caFile', 'requireClientCertificate', 'identityFrom', 'minVersion'];
+const wsOptions = {
+  paths: { kind: 'array', of: { kind: 'string', pattern: /^\/\S*$/, hint: 'a path starting with /' }, minItems: 1 },
+  allowedOrigins: { kind: 'array', of: nonEmpty, minItems: 0 },
+  // One WebSocket message; MQTT packets may span messages, so this need not exceed maximumPacketSize.
+  maxPayload: int(1024, 268_435_460),
+} satisfies Record<string, Field>;
+const listenerOptional = ['maxConnections', 'allowAnonymous'];
 
 const listenerSchema: Field = {
-  kind: 'object',
-  fields: { type: { kind: 'enum', values: ['tcp'] }, host: { kind: 'string', nonEmpty: true }, port: int(0, 65_535) },
+  kind: 'variant',
+  variants: {
+    tcp: { kind: 'object', fields: { type: enumOf('tcp'), ...commonListener }, optional: listenerOptional },
+    tls: {
+      kind: 'object',
+      fields: { type: enumOf('tls'), ...commonListener, ...tlsFiles, handshakeTimeout: int(100, 600_000) },
+      optional: [...listenerOptional, ...tlsOptional, 'handshakeTimeout'],
+    },
+    ws: {
+      kind: 'object',
+      fields: { type: enumOf('ws'), ...commonListener, ...wsOptions },
+      optional: [...listenerOptional, 'paths', 'allowedOrigins', 'maxPayload'],
+    },
+    wss: {
+      kind: 'object',
+      fields: { type: enumOf('wss'), ...commonListener, ...wsOptions, ...tlsFiles },
+      optional: [...listenerOptional, 'paths', 'allowedOrigins', 'maxPayload', ...tlsOptional],
+    },
+  },
 };
 
-const schema: Field = {
+const persistenceSchema: Field = {
+  kind: 'variant',
+  variants: {
+    memory: { kind: 'object', fields: { type: enumOf('memory') } },
+    sqlite: {
+      kind: 'object',
+      fields: {
+        type: enumOf('sqlite'),
+        path: nonEmpty,
+        durability: enumOf('none', 'batch', 'sync'),
+        batchIntervalMs: int(0, 60_000),
+        cleanupIntervalMs: int(1000, 86_400_000),
+      },
+      optional: ['batchIntervalMs', 'cleanupIntervalMs'],
+      defaults: { path: defaultSqlitePersistence.path, durability: defaultSqlitePersistence.durability },
+    },
+  },
+};
+
+const schema: ObjectField = {
   kind: 'object',
   fields: {
     listeners: { kind: 'array', of: listenerSchema, minItems: 0 },
     mqtt: {
       kind: 'object',
       fields: {
-        maximumQoS: { kind: 'enum', values: [0, 1, 2] },
+        maximumQoS: enumOf(0, 1, 2),
         retainAvailable: bool,
         maximumKeepAlive: int(0, 65_535),
         receiveMaximum: int(1, 65_535),
@@ -150,15 +254,22 @@ const schema: Field = {
         maximumClientIdLength: int(23, 65_535),
         connectTimeout: int(100, 3_600_000),
         maximumQueuedMessages: int(0, 10_000_000),
-        queueOverflow: { kind: 'enum', values: ['dropOldest', 'dropNewest'] },
+        queueOverflow: enumOf('dropOldest', 'dropNewest'),
       },
     },
     sys: { kind: 'object', fields: { enabled: bool, interval: int(1, 86_400) } },
-    log: {
+    log: { kind: 'object', fields: { level: enumOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent') } },
+    persistence: persistenceSchema,
+    auth: {
       kind: 'object',
-      fields: { level: { kind: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] } },
+      fields: {
+        passwordFile: nonEmpty,
+        aclFile: nonEmpty,
+        allowAnonymous: enumOf(true, false, 'loopback'),
+        failureDelay: int(0, 60_000),
+      },
+      optional: ['passwordFile', 'aclFile'],
     },
-    persistence: { kind: 'object', fields: { type: { kind: 'enum', values: ['memory'] } } },
   },
 };
 
@@ -187,20 +298,39 @@ function check(field: Field, input: unknown, dflt: unknown, path: string, proble
         problems.push(`${path}: expected a${field.nonEmpty === true ? ' non-empty' : ''} string`);
         return dflt;
       }
+      if (field.pattern !== undefined && !field.pattern.test(input)) {
+        problems.push(`${path}: expected ${field.hint ?? `a string matching ${String(field.pattern)}`}, got ${JSON.stringify(input)}`);
+        return dflt;
+      }
       return input;
     case 'enum':
-      if (!field.values.includes(input as string | number)) {
+      if (!field.values.includes(input as string | number | boolean)) {
         problems.push(`${path}: expected one of ${field.values.map((v) => JSON.stringify(v)).join(', ')}`);
         return dflt;
       }
       return input;
     case 'array': {
       if (!Array.isArray(input) || input.length < field.minItems) {
-        problems.push(`${path}: expected a list`);
+        problems.push(`${path}: expected a list${field.minItems > 0 ? ` of at least ${field.minItems}` : ''}`);
         return dflt;
       }
-      // Array items have no default of their own: every key of an item must be given.
-      return input.map((item, i) => checkRequired(field.of, item, `${path}[${i}]`, problems));
+      // Array items have no default of their own.
+      return input.map((item: unknown, i) => check(field.of, item, undefined, `${path}[${i}]`, problems));
+    }
+    case 'variant': {
+      if (!isPlainObject(input)) {
+        problems.push(`${path}: expected a mapping`);
+        return dflt;
+      }
+      const type = input.type;
+      const variant = typeof type === 'string' && Object.hasOwn(field.variants, type) ? field.variants[type] : undefined;
+      if (variant === undefined) {
+        const names = Object.keys(field.variants).map((v) => JSON.stringify(v)).join(', ');
+        problems.push(`${path}.type: ${type === undefined ? 'required' : 'expected one of'} ${type === undefined ? `(one of ${names})` : names}`);
+        return dflt;
+      }
+      // Another type's defaults do not apply: a variant starts from its own.
+      return check(variant, input, variant.defaults ?? {}, path, problems);
     }
     case 'object': {
       if (!isPlainObject(input)) {
@@ -209,24 +339,36 @@ function check(field: Field, input: unknown, dflt: unknown, path: string, proble
       }
       const out: Record<string, unknown> = {};
       for (const key of Object.keys(input)) {
-        if (!(key in field.fields)) problems.push(`${path ? path + '.' : ''}${key}: unknown key`);
+        if (!Object.hasOwn(field.fields, key)) problems.push(`${path ? path + '.' : ''}${key}: unknown key`);
       }
       const d = isPlainObject(dflt) ? dflt : {};
       for (const [key, sub] of Object.entries(field.fields)) {
-        out[key] = check(sub, input[key], d[key], path ? `${path}.${key}` : key, problems);
+        const keyPath = path ? `${path}.${key}` : key;
+        if (input[key] === undefined && d[key] === undefined) {
+          if (field.optional?.includes(key) !== true) problems.push(`${keyPath}: required`);
+          continue;
+        }
+        out[key] = check(sub, input[key], d[key], keyPath, problems);
       }
       return out;
     }
   }
 }
 
-function checkRequired(field: Field, input: unknown, path: string, problems: string[]): unknown {
-  if (field.kind === 'object' && isPlainObject(input)) {
-    for (const key of Object.keys(field.fields)) {
-      if (input[key] === undefined) problems.push(`${path}.${key}: required`);
+/** Rules that span several keys; appended to `problems`. */
+function crossChecks(config: BrokerConfig, problems: string[]): void {
+  config.listeners.forEach((l, i) => {
+    if (l.type === 'tls' || l.type === 'wss') {
+      for (const p of tlsFilesProblems(l)) problems.push(`listeners[${i}]: ${p}`);
     }
-  }
-  return check(field, input, undefined, path, problems);
+  });
+}
+
+function validate(input: unknown): { config: BrokerConfig; problems: string[] } {
+  const problems: string[] = [];
+  const config = check(schema, input ?? {}, defaultConfig, '', problems) as BrokerConfig;
+  if (problems.length === 0) crossChecks(config, problems);
+  return { config, problems };
 }
 
 /**
@@ -234,10 +376,9 @@ function checkRequired(field: Field, input: unknown, path: string, problems: str
  * (unknown keys included) at once.
  */
 export function resolveConfig(input: unknown = {}): BrokerConfig {
-  const problems: string[] = [];
-  const out = check(schema, input ?? {}, defaultConfig, '', problems) as BrokerConfig;
+  const { config, problems } = validate(input);
   if (problems.length > 0) throw new ConfigError(problems);
-  return out;
+  return config;
 }
 
 /** Reads and validates a YAML (or JSON, a subset of YAML) config file. */
@@ -252,8 +393,7 @@ export async function loadConfigFile(path: string): Promise<DeepPartial<BrokerCo
   if (doc === null || doc === undefined) return {};
   if (!isPlainObject(doc)) throw new ConfigError([`${path}: expected a mapping at the top level`]);
   // Validate now so errors name the file; the caller merges flags over it and validates again.
-  const problems: string[] = [];
-  check(schema, doc, defaultConfig, '', problems);
+  const { problems } = validate(doc);
   if (problems.length > 0) throw new ConfigError(problems.map((p) => `${path}: ${p}`));
   return doc as DeepPartial<BrokerConfig>;
 }

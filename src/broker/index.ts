@@ -1,10 +1,12 @@
 /** Public surface of the broker (`telemq/broker`). */
-export { Broker, createBroker, type BrokerOptions, type ServerMessage } from './broker.js';
+export { Broker, createBroker, type BrokerOptions, type ReloadResult, type ServerMessage } from './broker.js';
 export {
   ConfigError,
   defaultConfig,
+  defaultSqlitePersistence,
   loadConfigFile,
   resolveConfig,
+  type AuthConfig,
   type BrokerConfig,
   type DeepPartial,
   type ListenerConfig,
@@ -13,6 +15,9 @@ export {
   type PersistenceConfig,
   type SysConfig,
   type TcpListenerConfig,
+  type TlsListenerConfig,
+  type WsListenerConfig,
+  type WssListenerConfig,
 } from './config.js';
 export type { BrokerStats } from './core.js';
 export type {
