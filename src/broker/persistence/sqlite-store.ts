@@ -186,7 +186,7 @@ export class SqliteDatabase {
    * Never commits synchronously: the writes made while handling one packet land in the same transaction.
    */
   write(op: Op): Promise<void> | undefined {
-    if (this.#closed) throw new StorageError('TELEMQ_ERR_STORAGE_CLOSED', `storage ${this.path}: closed`);
+    if (this.#closed) return this.#afterClose();
     this.#ops.push(op);
     if (this.durability === 'none') {
       this.#schedule();
@@ -203,13 +203,30 @@ export class SqliteDatabase {
    * (the retained store) and whose caller's ack must not precede the commit. `none`: queued like write().
    */
   writeNow(op: Op): void {
-    if (this.#closed) throw new StorageError('TELEMQ_ERR_STORAGE_CLOSED', `storage ${this.path}: closed`);
+    if (this.#closed) {
+      void this.#afterClose();
+      return;
+    }
     if (this.durability === 'none') {
       this.#ops.push(op);
       this.#schedule();
       return;
     }
     this.#commit([op]);
+  }
+
+  #afterCloseLogged = false;
+
+  /**
+   * A write after close (a will or session-expiry timer firing during shutdown) cannot be stored: it is dropped and
+   * logged once, never thrown into the timer that made it.
+   */
+  #afterClose(): undefined {
+    if (!this.#afterCloseLogged) {
+      this.#afterCloseLogged = true;
+      this.logger.warn({ path: this.path }, 'storage closed: later writes are dropped');
+    }
+    return undefined;
   }
 
   #schedule(): void {

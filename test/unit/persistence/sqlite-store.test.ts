@@ -180,3 +180,24 @@ test('properties codec: Buffers survive, other values are plain JSON', () => {
   assert.equal(encodeProperties(undefined), null);
   assert.equal(decodeProperties(null), undefined);
 });
+
+test('writes after close (a timer firing during shutdown) are dropped and logged once, never thrown', (t) => {
+  const warnings: unknown[] = [];
+  const logger = {
+    debug() {},
+    info() {},
+    warn(obj: object) {
+      warnings.push(obj);
+    },
+    error() {},
+    child() {
+      return logger;
+    },
+  };
+  const o = openSqlite(t, { path: join(tempDir(t), 'a.db'), durability: 'batch', logger });
+  o.store.close();
+  assert.equal(o.store.deleteSession('c'), undefined);
+  assert.equal(o.store.putSession({ clientId: 'c', protocolVersion: 5, sessionExpiryInterval: 1 }), undefined);
+  o.retained.set('t', { topic: 't', payload: Buffer.from('x'), qos: 0, storedAt: 0 });
+  assert.equal(warnings.length, 1);
+});
