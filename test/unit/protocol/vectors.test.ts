@@ -171,3 +171,41 @@ test('an ack without a reasonCode field encodes as Success in v5', () => {
   assert.equal(encode({ type: 'pubrec', packetId: 1 }, 5).toString('hex'), '50020001');
   assert.equal(encode({ type: 'disconnect' }, 5).toString('hex'), 'e000');
 });
+
+/** Longer-than-needed forms the spec allows a sender to use: the decoder accepts them, the encoder writes the shortest. */
+const longForms: Array<{ name: string; v: ProtocolVersion; bytes: string; packet: Packet; shortest: string }> = [
+  // Section 3.4.2.1: Reason Code and Property Length "can be omitted", so both may be present.
+  { name: 'PUBACK v5 Success with an empty property section', v: 5, bytes: '40 04 0001 00 00', packet: { type: 'puback', packetId: 1, reasonCode: 0 }, shortest: '40020001' },
+  // Section 3.4.2.2.1: "If the Remaining Length is less than 4 there is no Property Length".
+  { name: 'PUBACK v5 Success given as a reason code byte only', v: 5, bytes: '40 03 0001 00', packet: { type: 'puback', packetId: 1, reasonCode: 0 }, shortest: '40020001' },
+  { name: 'PUBREL v5 Packet Identifier not found, empty property section', v: 5, bytes: '62 04 0001 92 00', packet: { type: 'pubrel', packetId: 1, reasonCode: 0x92 }, shortest: '6203000192' },
+  // Section 3.14.2.1 / 3.14.2.2.1: Remaining Length 0 and 1 forms of DISCONNECT.
+  { name: 'DISCONNECT v5 Normal disconnection with an empty property section', v: 5, bytes: 'e0 02 00 00', packet: { type: 'disconnect', reasonCode: 0 }, shortest: 'e000' },
+  { name: 'DISCONNECT v5 Normal disconnection as a reason code byte only', v: 5, bytes: 'e0 01 00', packet: { type: 'disconnect', reasonCode: 0 }, shortest: 'e000' },
+  // Section 3.15.2.1: Success without properties may be Remaining Length 0; spelt out it means the same.
+  { name: 'AUTH v5 Success with an empty property section', v: 5, bytes: 'f0 02 00 00', packet: { type: 'auth', reasonCode: 0 }, shortest: 'f000' },
+];
+
+for (const f of longForms) {
+  test(`accepted long form: ${f.name}`, () => {
+    const d = new Decoder({ protocolVersion: f.v });
+    d.push(hex(f.bytes));
+    assert.deepEqual(d.read(), f.packet);
+    assert.equal(encode(f.packet, f.v).toString('hex'), f.shortest);
+  });
+}
+
+test('v5 CONNECT with a Password and no User Name is accepted (section 3.1.2.9; [MQTT-3.1.2-22] is 3.1.1 only)', () => {
+  // flags: password 0x40 | clean start 0x02
+  const bytes = hex('10 12  0004 4d515454  05  42  003c  00  0001 63  0002 7077');
+  const packet: Packet = { type: 'connect', protocolName: 'MQTT', protocolVersion: 5, cleanStart: true, keepAlive: 60, clientId: 'c', password: Buffer.from('pw') };
+  const d = new Decoder();
+  d.push(bytes);
+  assert.deepEqual(d.read(), packet);
+  assert.equal(encode(packet, 5).toString('hex'), bytes.toString('hex'));
+});
+
+test('[MQTT-3.2.2-6] a v5 CONNACK refusal is encoded with Session Present 0 and decodes as such', () => {
+  const bytes = encode({ type: 'connack', sessionPresent: false, reasonCode: 0x87 }, 5);
+  assert.equal(bytes.toString('hex'), '2003008700');
+});
