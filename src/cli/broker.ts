@@ -4,43 +4,137 @@ import {
   ConfigError,
   createBroker,
   createLogger,
+  defaultSqlitePersistence,
   loadConfigFile,
   resolveConfig,
   type BrokerConfig,
   type DeepPartial,
+  type ListenerConfig,
 } from '../broker/index.js';
 
 const usage = `Usage: telemq broker [options]
 
 Options:
-  -c, --config <file>     YAML config file (see docs/configuration.md)
-  -p, --port <n>          listen on this TCP port (replaces the configured listeners)
-  -H, --host <address>    listen on this address (default 127.0.0.1 and ::1; 0.0.0.0 or :: for all)
-  -l, --log-level <l>     fatal, error, warn, info, debug, trace or silent (default info)
-      --max-qos <0|1|2>   highest QoS granted
-      --no-sys            do not publish $SYS topics
-      --check             validate the configuration and exit
-  -h, --help              show this help
+  -c, --config <file>       YAML config file (see docs/configuration.md)
+  -p, --port <n>            plain MQTT on this TCP port (replaces the configured tcp listeners)
+  -H, --host <address>      listen on this address (default 127.0.0.1 and ::1; 0.0.0.0 or :: for all)
+      --tls-port <n>        add MQTT over TLS (8883) with --cert and --key
+      --mtls-port <n>       add MQTT over TLS requiring a client certificate signed by --cafile (8884);
+                            the certificate's CN is the username (--identity-from to change)
+      --ws-port <n>         add MQTT over WebSocket (path /mqtt)
+      --wss-port <n>        add MQTT over secure WebSocket with --cert and --key
+      --cert <file>         server certificate chain, PEM
+      --key <file>          server private key, PEM
+      --cafile <file>       CA that signs client certificates (--mtls-port)
+      --identity-from <f>   cn, san-dns, san-email or san-uri (--mtls-port; default cn)
+      --password-file <f>   users and password hashes (telemq passwd)
+      --acl-file <file>     access control list (docs/security.md)
+      --allow-anonymous     admit clients without a username on every listener, not only on loopback ones
+      --db <file>           SQLite database (default ./data/telemq.db)
+      --durability <mode>   none, batch or sync (default batch; docs/persistence.md)
+      --memory              keep everything in memory (nothing survives a restart)
+  -l, --log-level <l>       fatal, error, warn, info, debug, trace or silent (default info)
+      --max-qos <0|1|2>     highest QoS granted
+      --no-sys              do not publish $SYS topics
+      --check               validate the configuration and exit
+  -h, --help                show this help
+
+SIGHUP reloads the password file, the ACL file and the TLS certificates; connected clients stay connected.
 `;
+
+const options = {
+  config: { type: 'string', short: 'c' },
+  port: { type: 'string', short: 'p' },
+  host: { type: 'string', short: 'H' },
+  'tls-port': { type: 'string' },
+  'mtls-port': { type: 'string' },
+  'ws-port': { type: 'string' },
+  'wss-port': { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  cafile: { type: 'string' },
+  'identity-from': { type: 'string' },
+  'password-file': { type: 'string' },
+  'acl-file': { type: 'string' },
+  'allow-anonymous': { type: 'boolean' },
+  db: { type: 'string' },
+  durability: { type: 'string' },
+  memory: { type: 'boolean' },
+  'log-level': { type: 'string', short: 'l' },
+  'max-qos': { type: 'string' },
+  'no-sys': { type: 'boolean' },
+  check: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof options; strict: true; allowPositionals: false }>>['values'];
+
+function num(name: string, s: string): number {
+  if (!/^\d+$/.test(s)) throw new ConfigError([`--${name}: expected a number, got ${JSON.stringify(s)}`]);
+  return Number(s);
+}
+
+/** The file's settings with the flags applied over them; validated by the caller. */
+export function mergeFlags(file: DeepPartial<BrokerConfig>, v: Values): Record<string, unknown> {
+  const merged: Record<string, unknown> = { ...file };
+  const hosts = v.host === undefined ? ['127.0.0.1', '::1'] : [v.host];
+  let listeners: ListenerConfig[] = (file.listeners ?? resolveConfig({}).listeners) as ListenerConfig[];
+  if (v.port !== undefined || v.host !== undefined) {
+    const port = v.port === undefined ? 1883 : num('port', v.port);
+    listeners = [...listeners.filter((l) => l.type !== 'tcp'), ...hosts.map((host): ListenerConfig => ({ type: 'tcp', host, port }))];
+  }
+  const tlsNeeded = v['tls-port'] !== undefined || v['mtls-port'] !== undefined || v['wss-port'] !== undefined;
+  const problems: string[] = [];
+  if (tlsNeeded && (v.cert === undefined || v.key === undefined)) problems.push('--tls-port, --mtls-port and --wss-port need --cert and --key');
+  if (!tlsNeeded && (v.cert !== undefined || v.key !== undefined)) problems.push('--cert and --key go with --tls-port, --mtls-port or --wss-port');
+  if (v['mtls-port'] !== undefined && v.cafile === undefined) problems.push('--mtls-port needs --cafile');
+  if (v['mtls-port'] === undefined && (v.cafile !== undefined || v['identity-from'] !== undefined)) {
+    problems.push('--cafile and --identity-from go with --mtls-port');
+  }
+  if (v.memory === true && (v.db !== undefined || v.durability !== undefined)) problems.push('--memory excludes --db and --durability');
+  if (problems.length > 0) throw new ConfigError(problems);
+  const files = { certFile: v.cert ?? '', keyFile: v.key ?? '' };
+  const add = (port: string | undefined, flag: string, make: (host: string, port: number) => ListenerConfig): void => {
+    if (port !== undefined) listeners = [...listeners, ...hosts.map((host) => make(host, num(flag, port)))];
+  };
+  add(v['tls-port'], 'tls-port', (host, port) => ({ type: 'tls', host, port, ...files }));
+  add(v['mtls-port'], 'mtls-port', (host, port) => ({
+    type: 'tls',
+    host,
+    port,
+    ...files,
+    caFile: v.cafile ?? '',
+    requireClientCertificate: true,
+    // Validated with the rest of the config.
+    identityFrom: (v['identity-from'] ?? 'cn') as 'cn',
+  }));
+  add(v['ws-port'], 'ws-port', (host, port) => ({ type: 'ws', host, port }));
+  add(v['wss-port'], 'wss-port', (host, port) => ({ type: 'wss', host, port, ...files }));
+  if (listeners !== file.listeners) merged.listeners = listeners;
+
+  const auth: Record<string, unknown> = { ...(file.auth ?? {}) };
+  if (v['password-file'] !== undefined) auth.passwordFile = v['password-file'];
+  if (v['acl-file'] !== undefined) auth.aclFile = v['acl-file'];
+  if (v['allow-anonymous'] === true) auth.allowAnonymous = true;
+  if (Object.keys(auth).length > 0) merged.auth = auth;
+
+  // `telemq broker` keeps its data in ./data unless told otherwise (createBroker() defaults to memory).
+  if (v.memory === true) merged.persistence = { type: 'memory' };
+  else if (v.db !== undefined || v.durability !== undefined) {
+    const base = file.persistence?.type === 'sqlite' ? file.persistence : defaultSqlitePersistence;
+    merged.persistence = { ...base, ...(v.db === undefined ? {} : { path: v.db }), ...(v.durability === undefined ? {} : { durability: v.durability }) };
+  } else if (file.persistence === undefined) merged.persistence = { ...defaultSqlitePersistence };
+
+  if (v['log-level'] !== undefined) merged.log = { ...(file.log ?? {}), level: v['log-level'] };
+  if (v['max-qos'] !== undefined) merged.mqtt = { ...(file.mqtt ?? {}), maximumQoS: num('max-qos', v['max-qos']) };
+  if (v['no-sys'] === true) merged.sys = { ...(file.sys ?? {}), enabled: false };
+  return merged;
+}
 
 export async function run(argv: string[]): Promise<number> {
   let args;
   try {
-    args = parseArgs({
-      args: argv,
-      options: {
-        config: { type: 'string', short: 'c' },
-        port: { type: 'string', short: 'p' },
-        host: { type: 'string', short: 'H' },
-        'log-level': { type: 'string', short: 'l' },
-        'max-qos': { type: 'string' },
-        'no-sys': { type: 'boolean' },
-        check: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    });
+    args = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
   } catch (err) {
     process.stderr.write(`telemq broker: ${(err as Error).message}\n\n${usage}`);
     return 2;
@@ -53,20 +147,7 @@ export async function run(argv: string[]): Promise<number> {
   let config: BrokerConfig;
   try {
     const file: DeepPartial<BrokerConfig> = v.config === undefined ? {} : await loadConfigFile(v.config);
-    const merged: Record<string, unknown> = { ...file };
-    const num = (name: string, s: string): number => {
-      if (!/^\d+$/.test(s)) throw new ConfigError([`--${name}: expected a number, got ${JSON.stringify(s)}`]);
-      return Number(s);
-    };
-    if (v.port !== undefined || v.host !== undefined) {
-      const port = v.port === undefined ? 1883 : num('port', v.port);
-      const hosts = v.host === undefined ? ['127.0.0.1', '::1'] : [v.host];
-      merged.listeners = hosts.map((host) => ({ type: 'tcp', host, port }));
-    }
-    if (v['log-level'] !== undefined) merged.log = { ...(file.log ?? {}), level: v['log-level'] };
-    if (v['max-qos'] !== undefined) merged.mqtt = { ...(file.mqtt ?? {}), maximumQoS: num('max-qos', v['max-qos']) };
-    if (v['no-sys'] === true) merged.sys = { ...(file.sys ?? {}), enabled: false };
-    config = resolveConfig(merged);
+    config = resolveConfig(mergeFlags(file, v));
   } catch (err) {
     if (err instanceof ConfigError || (err as NodeJS.ErrnoException).code === 'ENOENT') {
       process.stderr.write(`telemq broker: ${(err as Error).message}\n`);
@@ -79,21 +160,36 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const logger = createLogger(config.log.level);
-  const broker = createBroker(config, { logger });
+  let broker;
   try {
+    broker = createBroker(config, { logger });
     await broker.start();
   } catch (err) {
+    // A missing password file, a corrupt or locked database, a port in use: the message says which.
     logger.error({ err }, 'broker failed to start');
     process.stderr.write(`telemq broker: ${(err as Error).message}\n`);
     return 1;
   }
+  const running = broker;
   return new Promise<number>((resolve) => {
     let stopping = false;
+    let reloading: Promise<void> = Promise.resolve();
+    const reload = (): void => {
+      // One reload at a time; a SIGHUP during a reload runs after it.
+      reloading = reloading.then(async () => {
+        const results = await running.reload();
+        const failed = results.filter((r) => !r.ok);
+        const summary = { reloaded: results.filter((r) => r.ok).map((r) => r.target), failed: failed.map((r) => `${r.target}: ${r.error ?? ''}`) };
+        if (failed.length > 0) logger.warn(summary, 'SIGHUP: reload incomplete, the failed parts keep their previous version');
+        else logger.info(summary, 'SIGHUP: reloaded');
+      }).catch((err: unknown) => logger.error({ err }, 'SIGHUP: reload failed'));
+    };
     const stop = (signal: string): void => {
       if (stopping) return;
       stopping = true;
+      process.off('SIGHUP', reload);
       logger.info({ signal }, 'shutting down');
-      broker.close().then(
+      running.close().then(
         () => resolve(0),
         (err: unknown) => {
           logger.error({ err }, 'shutdown failed');
@@ -101,6 +197,7 @@ export async function run(argv: string[]): Promise<number> {
         },
       );
     };
+    process.on('SIGHUP', reload);
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
