@@ -107,8 +107,8 @@ function binLength(v: unknown, what: string): number {
   return v.length;
 }
 
-function checkInt(v: unknown, max: number, what: string, min = 0): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw invalid(`${what} must be an integer in ${min}..${max}`);
+function checkInt(v: unknown, max: number, what: string, min = 0, rule?: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw invalid(`${what} must be an integer in ${min}..${max}`, rule);
   return v;
 }
 
@@ -144,7 +144,8 @@ function valueLength(def: PropertyDefinition, v: unknown): number {
       checkInt(v, def.max ?? 0xff, what, def.min ?? 0);
       return 1;
     case PropertyType.TwoByteInteger:
-      checkInt(v, def.max ?? 0xffff, what, def.min ?? 0);
+      // [MQTT-3.3.2-8] for Topic Alias 0.
+      checkInt(v, def.max ?? 0xffff, what, def.min ?? 0, def.rangeRule);
       return 2;
     case PropertyType.FourByteInteger:
       checkInt(v, def.max ?? 0xffff_ffff, what, def.min ?? 0);

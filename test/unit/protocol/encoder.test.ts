@@ -36,7 +36,7 @@ const invalid: Array<[string, Packet, ProtocolVersion]> = [
   ['payload that is not a Buffer', pub({ payload: 'text' }), 4],
   ['unknown property name', pub({ properties: { topicAliass: 1 } }), 5],
   ['Session Expiry Interval in PUBLISH', pub({ properties: { sessionExpiryInterval: 1 } }), 5],
-  ['Topic Alias 0', pub({ properties: { topicAlias: 0 } }), 5],
+  ['[MQTT-3.3.2-8] Topic Alias 0', pub({ properties: { topicAlias: 0 } }), 5],
   ['Payload Format Indicator 2', pub({ properties: { payloadFormatIndicator: 2 } }), 5],
   ['Message Expiry Interval above 2^32-1', pub({ properties: { messageExpiryInterval: 2 ** 32 } }), 5],
   ['Subscription Identifier 0', pub({ properties: { subscriptionIdentifiers: [0] } }), 5],

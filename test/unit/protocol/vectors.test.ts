@@ -205,7 +205,7 @@ test('v5 CONNECT with a Password and no User Name is accepted (section 3.1.2.9; 
   assert.equal(encode(packet, 5).toString('hex'), bytes.toString('hex'));
 });
 
-test('[MQTT-3.2.2-6] a v5 CONNACK refusal is encoded with Session Present 0 and decodes as such', () => {
+test('[MQTT-3.2.2-6] a v5 CONNACK refusal is encoded with Session Present 0', () => {
   const bytes = encode({ type: 'connack', sessionPresent: false, reasonCode: 0x87 }, 5);
   assert.equal(bytes.toString('hex'), '2003008700');
 });
