@@ -342,3 +342,25 @@ test('[MQTT-3.3.4-9] v5: PUBREC with a reason code >= 0x80 ends the QoS 2 flow: 
   assert.equal(next.type, T.PUBLISH, `expected the next PUBLISH, got ${next.raw.toString('hex')}`);
   assert.equal(parsePublish(next, 5).payload.toString(), 'm2');
 });
+
+test('[MQTT-2.2.1-4] v5: a packet id awaiting PUBCOMP is not reused for another PUBLISH', async (t) => {
+  const { port } = await broker(t);
+  const topic = `idq2/${uid()}`;
+  const s = await raw(t, port, { version: 5, clientId: uid() });
+  await sub(s, 5, topic, 2);
+  const p = await raw(t, port, { version: 5, clientId: uid() });
+  p.send(publish({ version: 5, topic, payload: 'q2', qos: 2, packetId: 1 }));
+  await p.expect(T.PUBREC);
+  p.send(ack(T.PUBREL, 1, 0));
+  await p.expect(T.PUBCOMP);
+  const held = await nextPublish(s, 5);
+  s.send(ack(T.PUBREC, held.packetId ?? 0, 0));
+  await s.expect(T.PUBREL); // no PUBCOMP: the id stays in use
+  for (let i = 0; i < 20; i++) {
+    p.send(publish({ version: 5, topic, payload: `n${i}`, qos: 1, packetId: 10 + i }));
+    await p.expect(T.PUBACK);
+    const m = await nextPublish(s, 5);
+    assert.notEqual(m.packetId, held.packetId, `packet id ${String(m.packetId)} reused while awaiting PUBCOMP`);
+    s.send(ack(T.PUBACK, m.packetId ?? 0, 0));
+  }
+});

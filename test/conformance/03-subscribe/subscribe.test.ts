@@ -271,3 +271,23 @@ test('[MQTT-4.7.1-2] [MQTT-4.7.1-3] root-level wildcard matching (+/+ matches "/
     p.destroy();
   }
 });
+
+test('[MQTT-3.8.3-3] v5: own message matching a No Local and a normal subscription comes once, via the normal one only', async (t) => {
+  const { port } = await broker(t);
+  const b = uid('nlo');
+  const c = await raw(t, port, { version: 5, clientId: uid() });
+  c.send(subscribe({ version: 5, packetId: 1, properties: [[P.SubscriptionIdentifier, 1]] }, { topic: `${b}/#`, qos: 2, noLocal: true }));
+  await c.expect(T.SUBACK);
+  c.send(subscribe({ version: 5, packetId: 2, properties: [[P.SubscriptionIdentifier, 2]] }, { topic: `${b}/x`, qos: 0 }));
+  await c.expect(T.SUBACK);
+  c.send(publish({ version: 5, topic: `${b}/x`, payload: 'own', qos: 1, packetId: 3 }));
+  const got = [];
+  for (;;) {
+    const p = await c.silentFor(400);
+    if (p === undefined || p === 'closed') break;
+    if (p.type === T.PUBLISH) got.push(parsePublish(p, 5));
+  }
+  assert.equal(got.length, 1, 'one copy');
+  assert.equal(got[0]?.qos, 0, 'at the QoS of the subscription that applies');
+  assert.deepEqual(propAll(got[0]?.properties ?? [], P.SubscriptionIdentifier), [2], 'only the applying subscription id');
+});

@@ -92,3 +92,23 @@ test('v5: a normal DISCONNECT 0x00 with a Will Delay discards the Will even afte
   await w.waitClose();
   assert.equal(await s.silentFor(1500), undefined);
 });
+
+test('[MQTT-3.1.3-9] v5: a takeover (Clean Start 0) within the Will Delay Interval does not publish the Will', async (t) => {
+  const { port } = await broker(t);
+  const topic = `will/${uid()}`;
+  const id = uid();
+  const s = await raw(t, port, { version: 5, clientId: uid() });
+  await sub(s, 5, topic, 1);
+  const o: ConnectOptions = {
+    version: 5,
+    clientId: id,
+    clean: false,
+    properties: [[P.SessionExpiryInterval, 60]],
+    will: { topic, payload: 'should not', qos: 1, properties: [[P.WillDelayInterval, 5]] },
+  };
+  const first = await raw(t, port, o);
+  const second = await raw(t, port, { version: 5, clientId: id, clean: false, properties: [[P.SessionExpiryInterval, 60]] });
+  await first.waitClose();
+  assert.equal(await s.silentFor(800), undefined, 'the Will must not be sent on takeover within its delay');
+  second.send(disconnect(0x00));
+});

@@ -47,10 +47,12 @@ test('$SYS/broker/... statistics are published periodically', async (t) => {
   assert.ok(again.has('uptime'));
 });
 
-test('[MQTT-4.7.2-1] filters starting with a wildcard do not match $SYS topics', async (t) => {
+test('[MQTT-4.7.2-1] filters starting with a wildcard (also behind $share/g/) do not match $SYS topics', async (t) => {
   const { port } = await broker(t, { sys: { enabled: true, interval: 1 } });
   const all = await raw(t, port, { version: 4, clientId: uid() });
   await sub(all, 4, '#', 0);
+  const shared = await raw(t, port, { version: 5, clientId: uid() });
+  await sub(shared, 5, '$share/g/#', 0);
   const plus = await raw(t, port, { version: 5, clientId: uid() });
   await sub(plus, 5, '+/broker/#', 0);
   const marker = `normal/${uid()}`;
@@ -61,6 +63,11 @@ test('[MQTT-4.7.2-1] filters starting with a wildcard do not match $SYS topics',
   for (;;) {
     const m = await nextPublish(all, 4);
     assert.ok(!m.topic.startsWith('$'), `'#' received ${m.topic}`);
+    if (m.topic === marker) break;
+  }
+  for (;;) {
+    const m = await nextPublish(shared, 5);
+    assert.ok(!m.topic.startsWith('$'), `'$share/g/#' received ${m.topic}`);
     if (m.topic === marker) break;
   }
   assert.equal(await plus.silentFor(300), undefined, "'+/broker/#' must not match $SYS/broker/...");
