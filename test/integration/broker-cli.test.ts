@@ -29,7 +29,7 @@ function startCli(args: string[]) {
 }
 
 test('telemq broker --port 0: serves clients, logs JSON, SIGTERM sends v5 clients DISCONNECT 0x8B and exits 0', async (t) => {
-  const { child, logs, listening } = startCli(['--host', '127.0.0.1', '--port', '0', '--no-sys']);
+  const { child, logs, listening } = startCli(['--host', '127.0.0.1', '--port', '0', '--no-sys', '--memory']);
   t.after(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
   });
