@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { P, prop } from '../../helpers/raw-client.js';
 import { broker, rawAny, uid } from '../support.js';
 
-const MARGIN_MS = 700;
+const MARGIN_MS = 1000;
 
 test('[MQTT-3.1.2-21] [MQTT-3.2.2-21] v5: Server Keep Alive lowers the client value and is then enforced', async (t) => {
   const { port } = await broker(t, { mqtt: { maximumKeepAlive: 1 } });

@@ -116,3 +116,24 @@ test('[MQTT-3.1.2-4] [MQTT-3.1.2-23] v5: Clean Start 1 with a Session Expiry Int
   const m = parsePublish(await b.client.expect(T.PUBLISH), 5);
   assert.equal(m.payload.toString(), 'kept');
 });
+
+test('queue limit: dropped messages are counted in $SYS/broker/messages/dropped', async (t) => {
+  const { port } = await broker(t, { mqtt: { maximumQueuedMessages: 1, queueOverflow: 'dropOldest' }, sys: { enabled: true, interval: 1 } });
+  const id = uid();
+  const topic = `qd/${uid()}`;
+  const a = await raw(t, port, persistent(4, id));
+  await sub(a, 4, topic, 1);
+  a.send(disconnect());
+  await a.waitClose();
+  const p = await raw(t, port, { version: 4, clientId: uid() });
+  for (let i = 1; i <= 4; i++) await pub1(p, 4, topic, `m${i}`, i);
+  const s = await raw(t, port, { version: 4, clientId: uid() });
+  await sub(s, 4, '$SYS/broker/messages/dropped', 0);
+  const deadline = Date.now() + 2500;
+  let dropped = 0;
+  while (dropped < 3) {
+    assert.ok(Date.now() < deadline, `messages/dropped stayed at ${dropped}, expected at least 3`);
+    const m = parsePublish(await s.expect(T.PUBLISH, deadline - Date.now()), 4);
+    dropped = Number(m.payload.toString());
+  }
+});
