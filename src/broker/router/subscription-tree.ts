@@ -204,7 +204,8 @@ const CACHE_MAX_TOPIC_LENGTH = 256;
 const SWEEP_MIN = 1024;
 
 /**
- * Topic trie holding every subscription of the broker. All methods are synchronous and never throw.
+ * Topic trie holding every subscription of the broker. All methods are synchronous and throw nothing of their own
+ * (only what an `isAvailable` callback throws).
  * Filters must already be valid (isValidTopicFilter / parseSharedSubscription from src/protocol/topic.ts);
  * a malformed `$share/...` filter is stored as an ordinary filter.
  *
