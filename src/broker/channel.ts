@@ -359,7 +359,9 @@ export class Channel implements SessionOwner {
       }
       this.#will = w;
     }
-    this.username = p.username;
+    // A listener that takes the username from a verified client certificate overrides the CONNECT's.
+    const identity = (this.info.certificate as { identity?: string } | undefined)?.identity;
+    this.username = identity ?? p.username;
     this.#requestedExpiry = v5 ? (props?.sessionExpiryInterval ?? 0) : p.cleanStart ? 0 : SESSION_NEVER_EXPIRES;
     this.state = 'authenticating';
     const method = v5 ? props?.authenticationMethod : undefined;
@@ -378,7 +380,7 @@ export class Channel implements SessionOwner {
       return;
     }
     const request: ConnectRequest = { clientId, protocolVersion: p.protocolVersion, listener: this.info.listener };
-    if (p.username !== undefined) request.username = p.username;
+    if (this.username !== undefined) request.username = this.username;
     if (p.password !== undefined) request.password = p.password;
     if (this.info.remoteAddress !== undefined) request.remoteAddress = this.info.remoteAddress;
     if (this.info.certificate !== undefined) request.certificate = this.info.certificate;

@@ -82,8 +82,8 @@ test('config file: tls + mTLS + ws listeners, password file and ACL; SIGHUP relo
   await assert.rejects(connectOnce(t, `mqtts://127.0.0.1:${tlsPort}`, { ...tlsOpts, protocolVersion: 5 }), (e: { code?: number }) => e.code === 0x87);
   await assert.rejects(connectOnce(t, `ws://127.0.0.1:${wsPort}/mqtt`, { protocolVersion: 4 }), (e: { code?: number }) => e.code === 5);
 
-  // mTLS: the CN is the username (no password), so %u is meter-17.
-  const m = await connectOnce(t, `mqtts://127.0.0.1:${mtlsPort}`, { ...tlsOpts, cert: meter.cert, key: meter.key, username: 'meter-17', protocolVersion: 5 });
+  // mTLS: the CN is the username whatever the CONNECT says, so %u is meter-17.
+  const m = await connectOnce(t, `mqtts://127.0.0.1:${mtlsPort}`, { ...tlsOpts, cert: meter.cert, key: meter.key, username: 'alice', protocolVersion: 5 });
   await m.subscribeAsync('meters/meter-17/#');
   await assert.rejects(m.subscribeAsync('a/#'), /Not authorized/);
 
