@@ -97,6 +97,7 @@ export class Proxy {
         pair.down.push(p);
         if (this.passDown(p)) client.write(p.bytes);
       }
+      this.#notify();
     });
     const close = (): void => {
       client.destroy();
@@ -113,7 +114,7 @@ export class Proxy {
     for (const w of this.#waiters.splice(0)) w();
   }
 
-  /** Resolves once `predicate` holds; re-checked after every forwarded packet or new connection. */
+  /** Resolves once `predicate` holds; re-checked after traffic in either direction or a new connection. */
   async until(predicate: () => boolean): Promise<void> {
     while (!predicate()) await new Promise<void>((resolve) => this.#waiters.push(resolve));
   }
