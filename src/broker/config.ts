@@ -53,6 +53,21 @@ export interface MqttLimitsConfig {
   maximumQueuedMessages: number;
   /** Which message is dropped when the queue is full. */
   queueOverflow: 'dropOldest' | 'dropNewest';
+  // Limits against abuse (docs/security.md); 0 = no limit where the docs say so.
+  /** Connected clients in total; more get CONNACK 0x89 Server busy (v3: 3 Server unavailable). */
+  maximumConnections: number;
+  /** Payload and topic bytes queued per session; beyond it `queueOverflow` drops as for the message count. */
+  maximumQueuedBytes: number;
+  /** Subscriptions per session; more get SUBACK 0x97 Quota exceeded (v3: 0x80). */
+  maximumSubscriptionsPerClient: number;
+  /** Longest topic name or filter, UTF-16 code units. */
+  maximumTopicLength: number;
+  /** Most levels in a topic name or filter. */
+  maximumTopicLevels: number;
+  /** PUBLISH packets per second per client (token bucket); 0 = no limit. */
+  publishRate: number;
+  /** Bucket size: how many PUBLISH packets a client may send at once above the rate. */
+  publishBurst: number;
 }
 
 export interface SysConfig {
@@ -124,6 +139,13 @@ export const defaultConfig: Readonly<BrokerConfig> = Object.freeze({
     connectTimeout: 10_000,
     maximumQueuedMessages: 1000,
     queueOverflow: 'dropOldest',
+    maximumConnections: 10_000,
+    maximumQueuedBytes: 16_777_216,
+    maximumSubscriptionsPerClient: 1000,
+    maximumTopicLength: 1024,
+    maximumTopicLevels: 32,
+    publishRate: 0,
+    publishBurst: 1000,
   },
   sys: { enabled: true, interval: 10 },
   log: { level: 'info' },
@@ -255,6 +277,13 @@ const schema: ObjectField = {
         connectTimeout: int(100, 3_600_000),
         maximumQueuedMessages: int(0, 10_000_000),
         queueOverflow: enumOf('dropOldest', 'dropNewest'),
+        maximumConnections: int(0, 10_000_000),
+        maximumQueuedBytes: int(0, 1_099_511_627_776),
+        maximumSubscriptionsPerClient: int(0, 10_000_000),
+        maximumTopicLength: int(1, 65_535),
+        maximumTopicLevels: int(1, 65_535),
+        publishRate: int(0, 10_000_000),
+        publishBurst: int(1, 10_000_000),
       },
     },
     sys: { kind: 'object', fields: { enabled: bool, interval: int(1, 86_400) } },
