@@ -52,7 +52,12 @@ function run(t: TestContext, bin: string, args: string[]): Proc {
   });
   t.after(async () => {
     if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      process.kill(child.pid, 'SIGKILL');
+      try {
+        process.kill(child.pid, 'SIGKILL');
+      } catch (e) {
+        // It may have exited on its own (the broker closing first) since the check above.
+        if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+      }
       await exited;
     }
   });
