@@ -17,7 +17,7 @@ STAMP=$(date -u +%Y%m%dT%H%MZ)
 OUT="$ROOT/bench/results/tmp/peers-$STAMP"
 mkdir -p "$OUT"
 "$WORK/run-peers.sh" --out "$OUT" --extra-name telemq \
-  --extra "node $ROOT/dist/cli/main.js broker --host 127.0.0.1 --port {PORT} --log-level warn" "$@" >&2
+  --extra "node $ROOT/dist/cli/main.js broker --host 127.0.0.1 --port {PORT} --log-level warn --memory" "$@" >&2
 
 REPORT="$ROOT/bench/results/peers-$STAMP.md"
 node "$ROOT/bench/peers-report.mjs" "$OUT/results.jsonl" "$OUT/table.md" "$(git -C "$ROOT" rev-parse --short HEAD)" >"$REPORT"

@@ -93,7 +93,7 @@ export class Channel implements SessionOwner {
 
   readonly #core: BrokerCore;
   /** Output that is not a reply to an input (deliveries from other clients, takeover, shutdown). */
-  readonly #sink: (action: Action) => void;
+  readonly #sink: { push(action: Action): void };
   /** Actions collected by the current handle* call; undefined outside one, and then output goes to #sink. */
   #out: Action[] | undefined = undefined;
 
@@ -109,16 +109,17 @@ export class Channel implements SessionOwner {
   #clientTopicAliasMaximum = 0;
   #problemInformation = true;
   // Topic aliases: client -> broker, and broker -> client.
-  readonly #inAliases = new Map<number, string>();
+  #inAliases: Map<number, string> | undefined = undefined;
   #outAliases: Map<string, number> | undefined = undefined;
   #authMethod: string | undefined = undefined;
   /** Session Expiry Interval from CONNECT, before capping (DISCONNECT may not raise it from 0). */
   #requestedExpiry = 0;
 
-  constructor(core: BrokerCore, info: ChannelInfo, sink: (action: Action) => void) {
+  /** `sink` takes output not caused by a handle* call: a function, or an object with push (no closure needed). */
+  constructor(core: BrokerCore, info: ChannelInfo, sink: ((action: Action) => void) | { push(action: Action): void }) {
     this.#core = core;
     this.info = info;
-    this.#sink = sink;
+    this.#sink = typeof sink === 'function' ? { push: sink } : sink;
   }
 
   get session(): Session | undefined {
@@ -265,7 +266,7 @@ export class Channel implements SessionOwner {
       return;
     }
     // [MQTT-3.3.4-9] no more unacknowledged QoS 1/2 PUBLISH than the client's Receive Maximum: queue the rest.
-    if (session.queue.length > 0 || session.outgoing.size >= this.#clientReceiveMaximum) {
+    if (session.queue.length > 0 || session.outgoingCount >= this.#clientReceiveMaximum) {
       this.#core.enqueue(session, delivery);
       return;
     }
@@ -289,7 +290,7 @@ export class Channel implements SessionOwner {
     } else {
       this.#close(reason, undefined, false);
     }
-    if (!nested) for (const a of this.#end()) this.#sink(a);
+    if (!nested) for (const a of this.#end()) this.#sink.push(a);
     // The session must be free before the caller goes on (takeover binds it to the new connection).
     this.handleClosed(now);
   }
@@ -436,6 +437,8 @@ export class Channel implements SessionOwner {
     const core = this.#core;
     const limits = core.limits;
     const p = this.#connect as ConnectPacket;
+    // Not needed after this: an idle connection should not keep the CONNECT (and its password) alive.
+    this.#connect = undefined;
     const v5 = this.protocolVersion === 5;
     const expiry = Math.min(this.#requestedExpiry, limits.maximumSessionExpiryInterval);
     const { session, sessionPresent } = core.connect(this, {
@@ -488,9 +491,11 @@ export class Channel implements SessionOwner {
 
   /** [MQTT-4.4.0-1] resend unacknowledged PUBLISH (DUP=1) and PUBREL in their original order, then the queue. */
   #resume(session: Session, now: number): void {
-    for (const o of session.outgoing.values()) {
-      if (o.state === 'publish') this.#sendPublish(o.delivery, o.packetId, true, now);
-      else this.#emit({ type: 'send', packet: { type: 'pubrel', packetId: o.packetId } });
+    if (session.outgoingCount > 0) {
+      for (const o of session.outgoing.values()) {
+        if (o.state === 'publish') this.#sendPublish(o.delivery, o.packetId, true, now);
+        else this.#emit({ type: 'send', packet: { type: 'pubrel', packetId: o.packetId } });
+      }
     }
     this.#drain(session, now);
   }
@@ -570,7 +575,7 @@ export class Channel implements SessionOwner {
           return;
         }
         if (topic.length === 0) {
-          const known = this.#inAliases.get(alias);
+          const known = this.#inAliases?.get(alias);
           if (known === undefined) {
             // MQTT 5.0 3.3.2.3.4: an alias without a mapping on this connection is a protocol error.
             this.#protocolError(`topic alias ${alias} not set`, undefined);
@@ -578,7 +583,7 @@ export class Channel implements SessionOwner {
           }
           topic = known;
         } else {
-          this.#inAliases.set(alias, topic);
+          (this.#inAliases ??= new Map()).set(alias, topic);
         }
       }
       // [MQTT-3.3.4-6] a client must not send Subscription Identifiers in PUBLISH.
@@ -867,7 +872,7 @@ export class Channel implements SessionOwner {
   /** Sends queued messages while the client's Receive Maximum allows. */
   #drain(session: Session, now: number): void {
     const queue = session.queue;
-    while (queue.length > 0 && session.outgoing.size < this.#clientReceiveMaximum) {
+    while (queue.length > 0 && session.outgoingCount < this.#clientReceiveMaximum) {
       const item = queue.shift() as { seq: number; delivery: StoredDelivery };
       this.#persist({ op: 'dequeue', clientId: session.clientId, seq: item.seq });
       const expiresAt = item.delivery.message.expiresAt;
@@ -976,8 +981,9 @@ export class Channel implements SessionOwner {
     if (commit !== undefined) this.#emit({ type: 'await', promise: commit });
   }
 
+  /** Writes a change of this connection's session through to the store, unless the session is not stored at all. */
   #persist(op: Parameters<BrokerCore['persist']>[0]): void {
-    this.#core.persist(op);
+    if (this.#session?.durable === true) this.#core.persist(op);
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -997,7 +1003,7 @@ export class Channel implements SessionOwner {
 
   #emit(action: Action): void {
     if (this.#out !== undefined) this.#out.push(action);
-    else this.#sink(action);
+    else this.#sink.push(action);
   }
 
   /** Keep alive in seconds as enforced (after Server Keep Alive). */

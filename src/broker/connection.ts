@@ -1,12 +1,16 @@
 /**
  * The only module that touches a client's byte stream: decodes input into the Channel, executes the Channel's
  * actions in order (waiting on a promise where one appears), batches output into one write per event-loop turn,
- * applies backpressure, and runs the connect and keep-alive timers.
+ * applies backpressure, and enforces the connect, keep-alive and close-grace deadlines.
+ *
+ * An idle connection is the common case (thousands per broker), so per-connection state is kept small: socket
+ * events go to shared handlers (no closure set per socket), all deadlines of a core are checked by one sweep
+ * timer instead of a timer per connection, and buffers and promises are created on first use.
  */
 import type { Duplex } from 'node:stream';
 import { Decoder, MqttProtocolError, encode } from '../protocol/index.js';
 import type { Packet, ProtocolVersion, PublishPacket } from '../protocol/index.js';
-import type { TimerHandle } from '../shared/clock.js';
+import type { Clock, TimerHandle } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import type { AuthResult, AuthStepResult } from './auth/auth.js';
 import { Channel, type Action, type ChannelInfo } from './channel.js';
@@ -19,6 +23,77 @@ const HIGH_WATER_MARK = 1 << 20;
 const QOS0_DROP_MARK = 16 << 20;
 /** How long a closing connection may take to read our last packet before it is destroyed. */
 const CLOSE_GRACE_MS = 1000;
+
+/** How often deadlines are checked: a timeout fires at most this late (never early). */
+const SWEEP_MS = 100;
+
+/**
+ * Which deadline a connection waits for: CONNECT (and its authentication) to complete by #deadlineAt; a packet
+ * within #keepAliveMs of the last one; or the peer to read our last packet and close by #deadlineAt.
+ */
+type Deadline = 'none' | 'connect' | 'keepAlive' | 'grace';
+
+/**
+ * One timer per core for every connection's deadline. A Node timer per connection costs a Timeout object and a
+ * closure each (~200 bytes); here it is one Set entry, and a check per tick is a subtraction.
+ */
+class DeadlineSweeper {
+  readonly #clock: Clock;
+  readonly #members = new Set<Connection>();
+  #timer: TimerHandle | undefined = undefined;
+
+  constructor(clock: Clock) {
+    this.#clock = clock;
+  }
+
+  add(c: Connection): void {
+    this.#members.add(c);
+    if (this.#timer === undefined) this.#arm();
+  }
+
+  delete(c: Connection): void {
+    this.#members.delete(c);
+  }
+
+  #arm(): void {
+    this.#timer = this.#clock.setTimeout(this.#tick, SWEEP_MS);
+    this.#timer.unref?.();
+  }
+
+  readonly #tick = (): void => {
+    this.#timer = undefined;
+    const now = this.#clock.now();
+    // Deleting the current entry while iterating a Set is safe; entries added now are visited in this pass.
+    for (const c of this.#members) c.checkDeadline(now);
+    if (this.#members.size > 0) this.#arm();
+  };
+}
+
+const sweepers = new WeakMap<BrokerCore, DeadlineSweeper>();
+
+function sweeperOf(core: BrokerCore): DeadlineSweeper {
+  let s = sweepers.get(core);
+  if (s === undefined) {
+    s = new DeadlineSweeper(core.clock);
+    sweepers.set(core, s);
+  }
+  return s;
+}
+
+/** Connections with output waiting for the end of this event-loop turn; one setImmediate flushes them all. */
+let flushQueue: Connection[] = [];
+let flushScheduled = false;
+
+function flushAll(): void {
+  flushScheduled = false;
+  const q = flushQueue;
+  flushQueue = [];
+  for (let i = 0; i < q.length; i++) (q[i] as Connection).flush();
+}
+
+/** The socket's Connection, for the shared event handlers (which are called with the socket as `this`). */
+const kConnection = Symbol('telemq.connection');
+type OwnedSocket = Duplex & { [kConnection]: Connection };
 
 // Per protocol level, the last encoded PUBLISH: a fan-out encodes each message once per variant and shares the
 // bytes among subscribers (QoS 1/2 copies get their own packet id patched in). Indexed by protocol level 3..5.
@@ -69,15 +144,17 @@ export interface ConnectionOptions {
 export class Connection {
   readonly channel: Channel;
   readonly #core: BrokerCore;
-  readonly #socket: Duplex;
+  readonly #socket: OwnedSocket;
   readonly #decoder: Decoder;
   readonly #logger: Logger;
   readonly #onCloseCb: (connection: Connection) => void;
+  readonly #sweeper: DeadlineSweeper;
 
-  /** Actions waiting behind a pending promise, in order. */
-  readonly #queue: Action[] = [];
+  /** Actions waiting behind a pending promise, in order; created when something first waits. */
+  #queue: Action[] | undefined = undefined;
   #blocked = false;
-  #out: Buffer[] = [];
+  /** Encoded packets waiting for the end of this event-loop turn. */
+  #out: Buffer[] | undefined = undefined;
   #outBytes = 0;
   #flushScheduled = false;
   #pausedForBackpressure = false;
@@ -85,36 +162,41 @@ export class Connection {
   /** Our side is half-closed: nothing more may be written. */
   #ended = false;
   #closed = false;
-  #closeReason: string | undefined;
+  #closeReason: string | undefined = undefined;
   #lastRx: number;
   #keepAliveMs = 0;
-  #keepAliveTimer: TimerHandle | undefined;
-  #connectTimer: TimerHandle | undefined;
-  #graceTimer: TimerHandle | undefined;
-  #resolveClosed: () => void = () => {};
-  /** Resolves once the socket has closed. */
-  readonly closed: Promise<void>;
+  #deadline: Deadline = 'connect';
+  #deadlineAt: number;
+  #closedPromise: Promise<void> | undefined = undefined;
+  #resolveClosed: (() => void) | undefined = undefined;
 
   constructor(options: ConnectionOptions) {
-    this.closed = new Promise((resolve) => {
-      this.#resolveClosed = resolve;
-    });
     const core = (this.#core = options.core);
-    this.#socket = options.socket;
+    const s = (this.#socket = options.socket as OwnedSocket);
     this.#logger = options.logger;
     this.#onCloseCb = options.onClose;
     // [MQTT-3.2.2-?] the Maximum Packet Size we announce is enforced before a packet is buffered.
     this.#decoder = new Decoder({ maximumPacketSize: core.limits.maximumPacketSize });
-    this.channel = new Channel(core, options.info, this.#sink);
-    this.#lastRx = core.clock.now();
-    this.#connectTimer = core.clock.setTimeout(this.#onConnectTimeout, core.limits.connectTimeout);
-    this.#connectTimer.unref?.();
-    const s = this.#socket;
-    s.on('data', this.#onData);
-    s.on('error', this.#onError);
-    s.on('close', this.#onSocketClose);
-    s.on('end', this.#onEnd);
-    s.on('drain', this.#onDrain);
+    this.channel = new Channel(core, options.info, this);
+    const now = core.clock.now();
+    this.#lastRx = now;
+    this.#deadlineAt = now + core.limits.connectTimeout;
+    this.#sweeper = sweeperOf(core);
+    this.#sweeper.add(this);
+    s[kConnection] = this;
+    s.on('data', Connection.#onData);
+    s.on('error', Connection.#onError);
+    s.on('close', Connection.#onSocketClose);
+    s.on('end', Connection.#onEnd);
+    s.on('drain', Connection.#onDrain);
+  }
+
+  /** Resolves once the socket has closed. */
+  get closed(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return (this.#closedPromise ??= new Promise((resolve) => {
+      this.#resolveClosed = resolve;
+    }));
   }
 
   /** Server-initiated DISCONNECT (v5) and close; used at shutdown. */
@@ -123,16 +205,41 @@ export class Connection {
     if (this.channel.session === undefined && !this.#closing) this.#startClose('server disconnect');
   }
 
+  // --- socket events (shared handlers: `this` is the socket) ----------------------------------------------------
+
+  static #onData(this: OwnedSocket, chunk: Buffer): void {
+    this[kConnection].#data(chunk);
+  }
+
+  static #onError(this: OwnedSocket, err: Error): void {
+    this[kConnection].#closeReason ??= `socket error: ${err.message}`;
+  }
+
+  static #onEnd(this: OwnedSocket): void {
+    const c = this[kConnection];
+    // The client half-closed: finish our side too.
+    if (!c.#closing) c.#startClose('client closed the connection');
+  }
+
+  static #onSocketClose(this: OwnedSocket): void {
+    this[kConnection].#socketClosed();
+  }
+
+  static #onDrain(this: OwnedSocket): void {
+    const c = this[kConnection];
+    if (c.#pausedForBackpressure && !c.#blocked) c.#resumeReading();
+  }
 
   // --- input -------------------------------------------------------------------------------------------------
 
-  readonly #onData = (chunk: Buffer): void => {
+  #data(chunk: Buffer): void {
     if (this.#closing) return;
-    this.#core.stats.bytesReceived += chunk.length;
-    this.#lastRx = this.#core.clock.now();
+    const core = this.#core;
+    core.stats.bytesReceived += chunk.length;
+    this.#lastRx = core.clock.now();
     this.#decoder.push(chunk);
     this.#pump();
-  };
+  }
 
   /** Decodes and handles packets until the decoder needs bytes or a pending promise blocks. */
   #pump(): void {
@@ -153,22 +260,14 @@ export class Connection {
     this.#scheduleFlush();
   }
 
-  readonly #onError = (err: Error): void => {
-    this.#closeReason ??= `socket error: ${err.message}`;
-  };
-
-  readonly #onEnd = (): void => {
-    // The client half-closed: finish our side too.
-    if (!this.#closing) this.#startClose('client closed the connection');
-  };
-
-  readonly #onSocketClose = (): void => {
+  #socketClosed(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#closing = true;
     this.#ended = true;
+    this.#deadline = 'none';
+    this.#sweeper.delete(this);
     const clock = this.#core.clock;
-    for (const t of [this.#keepAliveTimer, this.#connectTimer, this.#graceTimer]) if (t !== undefined) clock.clearTimeout(t);
     const wasConnected = this.channel.session !== undefined;
     this.channel.handleClosed(clock.now());
     if (wasConnected) {
@@ -178,47 +277,65 @@ export class Connection {
       );
     }
     this.#onCloseCb(this);
-    this.#resolveClosed();
-  };
+    this.#resolveClosed?.();
+  }
 
-  readonly #onConnectTimeout = (): void => {
-    this.#connectTimer = undefined;
-    const state = this.channel.state;
-    // Runs even while a hook or store write is pending: a hook that never answers must not hold the socket.
-    if (state === 'awaitingConnect' || state === 'authenticating') {
-      this.#runNow(this.channel.handleKeepAliveTimeout(this.#core.clock.now()));
+  /** Called by the sweeper: acts on a deadline that has passed. */
+  checkDeadline(now: number): void {
+    switch (this.#deadline) {
+      case 'none':
+        this.#sweeper.delete(this);
+        return;
+      case 'keepAlive':
+        if (this.#closing || now - this.#lastRx < this.#keepAliveMs) return;
+        this.#setDeadline('none');
+        // [MQTT-3.1.2-22] (3.1.1: [MQTT-3.1.2-24]) no packet within 1.5 x Keep Alive.
+        this.#runNow(this.channel.handleKeepAliveTimeout(now));
+        return;
+      case 'connect': {
+        if (now < this.#deadlineAt) return;
+        this.#setDeadline('none');
+        const state = this.channel.state;
+        // Runs even while a hook or store write is pending: a hook that never answers must not hold the socket.
+        if (state === 'awaitingConnect' || state === 'authenticating') {
+          this.#runNow(this.channel.handleKeepAliveTimeout(now));
+        }
+        return;
+      }
+      case 'grace':
+        if (now < this.#deadlineAt) return;
+        this.#setDeadline('none');
+        this.#socket.destroy();
+        return;
+      default: {
+        const _exhaustive: never = this.#deadline;
+        return _exhaustive;
+      }
     }
-  };
+  }
 
-  readonly #onKeepAlive = (): void => {
-    this.#keepAliveTimer = undefined;
-    if (this.#closing || this.#keepAliveMs === 0) return;
-    const clock = this.#core.clock;
-    const idle = clock.now() - this.#lastRx;
-    if (idle >= this.#keepAliveMs) {
-      this.#runNow(this.channel.handleKeepAliveTimeout(clock.now()));
-      return;
-    }
-    // Re-arm for the rest of the interval: cheaper than resetting a timer on every packet.
-    this.#keepAliveTimer = clock.setTimeout(this.#onKeepAlive, this.#keepAliveMs - idle);
-    this.#keepAliveTimer.unref?.();
-  };
+  #setDeadline(d: Deadline): void {
+    this.#deadline = d;
+    if (d === 'none') this.#sweeper.delete(this);
+    else this.#sweeper.add(this);
+  }
 
   // --- actions -----------------------------------------------------------------------------------------------
 
-  /** Output from the channel that is not a reply (deliveries, takeover). */
-  readonly #sink = (action: Action): void => {
-    if (this.#blocked) this.#queue.push(action);
+  /** Output from the channel that is not a reply (deliveries, takeover): the Channel's sink. */
+  push(action: Action): void {
+    if (this.#blocked) (this.#queue ??= []).push(action);
     else {
       this.#exec(action);
       this.#scheduleFlush();
     }
-  };
+  }
 
   #run(actions: readonly Action[]): void {
     for (let i = 0; i < actions.length; i++) {
       if (this.#blocked) {
-        for (; i < actions.length; i++) this.#queue.push(actions[i] as Action);
+        const queue = (this.#queue ??= []);
+        for (; i < actions.length; i++) queue.push(actions[i] as Action);
         return;
       }
       this.#exec(actions[i] as Action);
@@ -234,9 +351,10 @@ export class Connection {
   /** Runs `actions` ahead of anything queued (the answer of a hook or store the queue waited for). */
   #resume(actions: readonly Action[]): void {
     this.#blocked = false;
-    const rest = this.#queue.splice(0);
+    const rest = this.#queue;
+    this.#queue = undefined;
     this.#run(actions);
-    this.#run(rest);
+    if (rest !== undefined) this.#run(rest);
     if (!this.#blocked) {
       this.#resumeReading();
       this.#pump();
@@ -336,18 +454,11 @@ export class Connection {
   }
 
   #armKeepAlive(ms: number): void {
-    const clock = this.#core.clock;
-    if (this.#connectTimer !== undefined) {
-      clock.clearTimeout(this.#connectTimer);
-      this.#connectTimer = undefined;
-    }
-    if (this.#keepAliveTimer !== undefined) clock.clearTimeout(this.#keepAliveTimer);
-    this.#keepAliveTimer = undefined;
+    if (this.#closing) return;
     this.#keepAliveMs = ms;
-    if (ms === 0) return;
-    this.#lastRx = clock.now();
-    this.#keepAliveTimer = clock.setTimeout(this.#onKeepAlive, ms);
-    this.#keepAliveTimer.unref?.();
+    this.#lastRx = this.#core.clock.now();
+    // Replaces the connect deadline; 0 disables the keep-alive check.
+    this.#setDeadline(ms === 0 ? 'none' : 'keepAlive');
   }
 
   // --- output ------------------------------------------------------------------------------------------------
@@ -373,7 +484,7 @@ export class Connection {
       return;
     }
     if (packet.type === 'connack') this.#logConnack(packet.reasonCode, packet.sessionPresent);
-    this.#out.push(bytes);
+    (this.#out ??= []).push(bytes);
     this.#outBytes += bytes.length;
   }
 
@@ -398,27 +509,29 @@ export class Connection {
   }
 
   #scheduleFlush(): void {
-    if (this.#flushScheduled || this.#out.length === 0) return;
+    if (this.#flushScheduled || this.#out === undefined) return;
     this.#flushScheduled = true;
-    setImmediate(this.#flush);
+    flushQueue.push(this);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flushAll);
+    }
   }
 
   /** One write per event-loop turn: everything encoded since the last flush, concatenated. */
-  readonly #flush = (): void => {
+  flush(): void {
     this.#flushScheduled = false;
     const out = this.#out;
-    if (out.length === 0 || this.#ended) return;
-    const bytes = out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out, this.#outBytes);
-    this.#out = [];
+    if (out === undefined) return;
+    this.#out = undefined;
+    const total = this.#outBytes;
     this.#outBytes = 0;
+    if (this.#ended) return;
+    const bytes = out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out, total);
     this.#core.stats.bytesSent += bytes.length;
     const ok = this.#socket.write(bytes);
     if (!ok && this.#socket.writableLength > HIGH_WATER_MARK) this.#pauseReading();
-  };
-
-  readonly #onDrain = (): void => {
-    if (this.#pausedForBackpressure && !this.#blocked) this.#resumeReading();
-  };
+  }
 
   #pauseReading(): void {
     if (this.#pausedForBackpressure) return;
@@ -438,21 +551,21 @@ export class Connection {
     if (this.#closing) return;
     this.#closing = true;
     this.#closeReason ??= reason;
-    this.#flush();
+    this.flush();
     this.#ended = true;
-    this.#queue.length = 0;
+    this.#queue = undefined;
     const s = this.#socket;
     s.end();
     // Keep reading (and discarding) so the peer's FIN is seen and 'close' fires.
     s.resume();
-    const clock = this.#core.clock;
-    this.#graceTimer = clock.setTimeout(() => s.destroy(), CLOSE_GRACE_MS);
-    this.#graceTimer.unref?.();
+    if (this.#closed) return;
+    this.#deadlineAt = this.#core.clock.now() + CLOSE_GRACE_MS;
+    this.#setDeadline('grace');
   }
 
   /** Immediately destroys the socket (broker close after the grace period). */
   destroy(): void {
-    this.#flush();
+    this.flush();
     this.#ended = true;
     this.#socket.destroy();
   }

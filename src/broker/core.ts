@@ -114,6 +114,7 @@ export class BrokerCore {
     for (const s of await this.store.loadSessions()) {
       const session = new Session(s.record.clientId, s.record.protocolVersion);
       session.expiryInterval = s.record.sessionExpiryInterval;
+      session.durable = true;
       for (const sub of s.subscriptions) {
         session.subscriptions.set(sub.topicFilter, sub);
         this.#addToTree(session, sub);
@@ -189,10 +190,13 @@ export class BrokerCore {
     session.protocolVersion = p.protocolVersion;
     session.expiryInterval = p.expiryInterval;
     session.username = p.username;
-    this.persist({
-      op: 'putSession',
-      record: { clientId: p.clientId, protocolVersion: p.protocolVersion, sessionExpiryInterval: p.expiryInterval },
-    });
+    if (p.expiryInterval > 0) session.durable = true;
+    if (session.durable) {
+      this.persist({
+        op: 'putSession',
+        record: { clientId: p.clientId, protocolVersion: p.protocolVersion, sessionExpiryInterval: p.expiryInterval },
+      });
+    }
     this.stats.clientsConnected++;
     this.stats.clientsTotal++;
     return { session, sessionPresent };
@@ -224,15 +228,17 @@ export class BrokerCore {
       this.endSession(session, now);
       return;
     }
-    this.persist({
-      op: 'putSession',
-      record: {
-        clientId: session.clientId,
-        protocolVersion: session.protocolVersion,
-        sessionExpiryInterval: session.expiryInterval,
-        disconnectedAt: now,
-      },
-    });
+    if (session.durable) {
+      this.persist({
+        op: 'putSession',
+        record: {
+          clientId: session.clientId,
+          protocolVersion: session.protocolVersion,
+          sessionExpiryInterval: session.expiryInterval,
+          disconnectedAt: now,
+        },
+      });
+    }
     this.discardPending();
     this.#scheduleExpiry(session, session.expiryInterval * 1000);
   }
@@ -258,7 +264,7 @@ export class BrokerCore {
     if (session.expiryTimer !== undefined) this.clock.clearTimeout(session.expiryTimer);
     session.expiryTimer = undefined;
     this.tree.removeClient(session.clientId);
-    this.persist({ op: 'deleteSession', clientId: session.clientId });
+    if (session.durable) this.persist({ op: 'deleteSession', clientId: session.clientId });
     const pending = session.pendingWill;
     if (pending !== undefined) {
       if (pending.timer !== undefined) this.clock.clearTimeout(pending.timer);
@@ -268,11 +274,13 @@ export class BrokerCore {
     // MQTT 5.0 4.8.2: messages of a shared subscription not completed by a member whose session ends go to
     // another member of the group.
     const orphans: StoredDelivery[] = [];
-    for (const o of session.outgoing.values()) {
-      if (o.state === 'publish' && o.delivery.shareFilter !== undefined) orphans.push(o.delivery);
+    if (session.outgoingCount > 0) {
+      for (const o of session.outgoing.values()) {
+        if (o.state === 'publish' && o.delivery.shareFilter !== undefined) orphans.push(o.delivery);
+      }
+      session.outgoing.clear();
     }
     for (const q of session.queue) if (q.delivery.shareFilter !== undefined) orphans.push(q.delivery);
-    session.outgoing.clear();
     session.queue.length = 0;
     for (const d of orphans) this.#redeliverShared(d, now);
     this.discardPending();
@@ -422,12 +430,12 @@ export class BrokerCore {
         return;
       }
       const dropped = session.queue.shift();
-      if (dropped !== undefined) this.persist({ op: 'dequeue', clientId: session.clientId, seq: dropped.seq });
+      if (dropped !== undefined && session.durable) this.persist({ op: 'dequeue', clientId: session.clientId, seq: dropped.seq });
       this.#logOverflow(session);
     }
     const seq = session.nextSeq++;
     session.queue.push({ seq, delivery });
-    this.persist({ op: 'enqueue', clientId: session.clientId, seq, delivery });
+    if (session.durable) this.persist({ op: 'enqueue', clientId: session.clientId, seq, delivery });
   }
 
   #logOverflow(session: Session): void {

@@ -23,14 +23,20 @@ export class Session {
   protocolVersion: ProtocolVersion;
   /** Seconds; SESSION_NEVER_EXPIRES = forever. */
   expiryInterval = 0;
-  readonly subscriptions = new Map<string, StoredSubscription>();
-  /** QoS 1/2 messages sent and not completed, keyed by packet id, in first-send order. */
-  readonly outgoing = new Map<number, StoredOutgoing>();
+  /**
+   * Whether the session is mirrored to the Store. A session that began with expiry 0 ends with its connection
+   * (and its expiry cannot be raised later, MQTT 5.0 3.14.2.2.2), so after a restart there is nothing to restore:
+   * it is never written. Once set, it stays set, so a stored session is always deleted from the store at its end.
+   */
+  durable = false;
+  // The maps are created on first use: an idle connection's session then costs a few hundred bytes less
+  // (thousands of idle clients are the common case for a broker).
+  #subscriptions: Map<string, StoredSubscription> | undefined = undefined;
+  #outgoing: Map<number, StoredOutgoing> | undefined = undefined;
+  #incomingQoS2: Set<number> | undefined = undefined;
   /** Messages waiting for a connection or for a free slot under the client's Receive Maximum. */
   readonly queue: Array<{ seq: number; delivery: StoredDelivery }> = [];
   nextSeq = 1;
-  /** Packet ids of QoS 2 messages received (PUBREC sent) whose PUBREL has not come yet. */
-  readonly incomingQoS2 = new Set<number>();
   #nextPacketId = 1;
   /** The connected channel, undefined while offline. */
   owner: SessionOwner | undefined = undefined;
@@ -45,11 +51,31 @@ export class Session {
     this.protocolVersion = protocolVersion;
   }
 
+  get subscriptions(): Map<string, StoredSubscription> {
+    return (this.#subscriptions ??= new Map());
+  }
+
+  /** QoS 1/2 messages sent and not completed, keyed by packet id, in first-send order. */
+  get outgoing(): Map<number, StoredOutgoing> {
+    return (this.#outgoing ??= new Map());
+  }
+
+  /** Packet ids of QoS 2 messages received (PUBREC sent) whose PUBREL has not come yet. */
+  get incomingQoS2(): Set<number> {
+    return (this.#incomingQoS2 ??= new Set());
+  }
+
+  /** Number of outgoing QoS 1/2 messages, without creating the map. */
+  get outgoingCount(): number {
+    return this.#outgoing === undefined ? 0 : this.#outgoing.size;
+  }
+
   /** A packet id not used by an outgoing message; undefined when all 65,535 are in use. */
   allocatePacketId(): number | undefined {
-    if (this.outgoing.size >= 0xffff) return undefined;
+    const outgoing = this.outgoing;
+    if (outgoing.size >= 0xffff) return undefined;
     let id = this.#nextPacketId;
-    while (this.outgoing.has(id)) id = id === 0xffff ? 1 : id + 1;
+    while (outgoing.has(id)) id = id === 0xffff ? 1 : id + 1;
     this.#nextPacketId = id === 0xffff ? 1 : id + 1;
     return id;
   }

@@ -317,11 +317,13 @@ test('QoS 0 to a v3 subscriber carries no properties; PUBACK to v3 has no reason
 test('ack only after commit: PUBREC, PUBREL and PUBCOMP each wait for their store write', () => {
   const store = new GatedStore();
   const { client } = setup({ store });
+  // Sessions that outlive their connection: only those are written to the store.
+  const durable = { cleanStart: false, properties: { sessionExpiryInterval: 60 } };
   const sub = client(5);
-  sub.connect({ clientId: 'sub' });
+  sub.connect({ clientId: 'sub', ...durable });
   sub.subscribe('t', 2);
   const pub = client(5);
-  pub.connect({ clientId: 'pub' });
+  pub.connect({ clientId: 'pub', ...durable });
   store.gate = new Promise<void>((r) => (store.release = r));
   const kinds = (from: number, c: typeof pub): string[] =>
     c.actions.slice(from).map((a) => (a.type === 'send' ? a.packet.type : a.type));
@@ -335,5 +337,26 @@ test('ack only after commit: PUBREC, PUBREL and PUBCOMP each wait for their stor
   mark = sub.actions.length;
   sub.in({ type: 'pubrec', packetId: id });
   assert.deepEqual(kinds(mark, sub), ['await', 'pubrel']);
+  store.release();
+});
+
+test('a session with expiry 0 is never written to the store, so its QoS 1/2 acks wait for nothing', () => {
+  const store = new GatedStore();
+  const { client } = setup({ store });
+  store.gate = new Promise<void>((r) => (store.release = r));
+  const sub = client(5);
+  sub.connect({ clientId: 'sub' });
+  sub.subscribe('t', 2);
+  const pub = client(4);
+  pub.connect({ clientId: 'pub' });
+  const kinds = (c: typeof pub): string[] => c.actions.map((a) => (a.type === 'send' ? a.packet.type : a.type));
+  pub.in({ type: 'publish', topic: 't', payload: Buffer.from('x'), qos: 2, retain: false, dup: false, packetId: 1 });
+  pub.in({ type: 'pubrel', packetId: 1 });
+  const id = (sub.messages()[0] as PublishPacket).packetId as number;
+  sub.in({ type: 'pubrec', packetId: id });
+  sub.in({ type: 'pubcomp', packetId: id });
+  assert.deepEqual(kinds(pub), ['authenticate', 'connack', 'keepAlive', 'pubrec', 'pubcomp']);
+  assert.ok(!kinds(sub).includes('await'));
+  assert.equal(store.inner.loadSessions().length, 0);
   store.release();
 });
