@@ -176,6 +176,7 @@ export class MqttClient extends Emitter<ClientEvents> {
   #storeChain: Promise<void> = Promise.resolve();
   #endPromise: Promise<void> | undefined;
   #everConnected = false;
+  #takenOver: Error | undefined;
 
   /** Use {@link connect}; the constructor does not open a connection. */
   constructor(url: string | URL, options: ConnectOptions = {}, token?: symbol) {
@@ -615,6 +616,10 @@ export class MqttClient extends Emitter<ClientEvents> {
     for (const cb of unsent) cb(new ConnectionClosedError());
     if (this.#state === 'ending') return;
     this.emit('offline', error);
+    if (this.#takenOver !== undefined) {
+      void this.#finish(this.#takenOver);
+      return;
+    }
     if (this.#backoff === undefined) {
       void this.#finish(new ConnectionClosedError(error === undefined ? 'connection closed' : `connection lost: ${error.message}`));
       return;
@@ -997,12 +1002,16 @@ export class MqttClient extends Emitter<ClientEvents> {
         if (this.#pingTimer !== undefined) this.#clock.clearTimeout(this.#pingTimer);
         this.#pingTimer = undefined;
         return;
-      case 'disconnect':
-        // [MQTT-3.14.2] the broker is closing: remember why, then reconnect as after any loss.
+      case 'disconnect': {
+        // The broker is closing: say why, then reconnect as after any loss — except when another
+        // connection took this session over: reconnecting would take it back, and so on forever.
+        const error = new ServerDisconnectError(packet.reasonCode ?? 0, packet.properties?.reasonString);
+        if (packet.reasonCode === ReasonCode.SessionTakenOver) this.#takenOver = error;
         this.emit('disconnect', packet);
-        this.emit('error', new ServerDisconnectError(packet.reasonCode ?? 0, packet.properties?.reasonString));
+        this.emit('error', error);
         conn.transport?.destroy();
         return;
+      }
       case 'auth':
       case 'connack':
       case 'connect':

@@ -70,3 +70,20 @@ test('telemq broker, v5: after a cut, PUBLISH resent with DUP=1 and PUBREL resen
   while (!seen.some((m) => m.topic === 'r/z')) await nextMessage(watcher);
   assert.equal(seen.filter((m) => m.topic === 'r/c').length, 1);
 });
+
+test('telemq broker, v5: a session taken over by another connection (DISCONNECT 0x8E) is not fought for [MQTT-3.1.4-3]', async (t) => {
+  const broker = await startBroker(t);
+  const first = await connect(broker.url, { clientId: 'twin', reconnect: { initialDelay: 20, maxDelay: 100 } });
+  t.after(() => first.end());
+  const disconnect = new Promise<number | undefined>((resolve) => first.once('disconnect', (p) => resolve(p.reasonCode)));
+  const closed = new Promise<void>((resolve) => first.once('close', resolve));
+  const reconnects: number[] = [];
+  first.on('reconnect', (n) => reconnects.push(n));
+  const second = await connect(broker.url, { clientId: 'twin', reconnect: false });
+  t.after(() => second.end());
+  assert.equal(await disconnect, 0x8e);
+  await closed;
+  assert.deepEqual(reconnects, []);
+  assert.equal(second.connected, true);
+  await assert.rejects(first.publish('x', 'y'), { code: 'MQTT_ERR_CONNECTION_CLOSED' });
+});
