@@ -12,6 +12,7 @@ import {
   type Authenticator,
   type Authorizer,
   type ConnectRequest,
+  type ReadRequest,
   type EnhancedAuthenticator,
 } from './auth/auth.js';
 import { FileAuth, isLoopbackHost, listenerHost } from './auth/file-auth.js';
@@ -117,7 +118,14 @@ export class Broker {
       options.authenticator ?? (this.#needsFileAuth ? { authenticate: (r: ConnectRequest) => fileAuth().authenticate(r) } : allowAllAuthenticator);
     const authorizer: Authorizer =
       options.authorizer ??
-      (this.#needsFileAuth ? { canPublish: (r) => fileAuth().canPublish(r), canSubscribe: (r) => fileAuth().canSubscribe(r) } : allowAllAuthorizer);
+      (this.#needsFileAuth
+        ? {
+            canPublish: (r) => fileAuth().canPublish(r),
+            canSubscribe: (r) => fileAuth().canSubscribe(r),
+            // Deliveries are re-checked only with an ACL file: without one the broker skips the per-message call.
+            ...(config.auth.aclFile === undefined ? {} : { canRead: (r: ReadRequest) => fileAuth().canRead(r) }),
+          }
+        : allowAllAuthorizer);
     this.#coreOptions = {
       limits: config.mqtt,
       clock: options.clock ?? wallClock,

@@ -35,6 +35,7 @@ import type {
 import type { AuthResult, AuthStep, AuthStepResult, ConnectRequest } from './auth/auth.js';
 import type { BrokerCore } from './core.js';
 import type { StoredDelivery, StoredMessage, StoredOutgoing, StoredSubscription } from './persistence/store.js';
+import { TokenBucket, topicLimitExceeded } from './limits.js';
 import { SESSION_NEVER_EXPIRES, type Session, type SessionOwner } from './session.js';
 
 export type ChannelState = 'awaitingConnect' | 'authenticating' | 'connected' | 'disconnecting' | 'closed';
@@ -114,6 +115,8 @@ export class Channel implements SessionOwner {
   #authMethod: string | undefined = undefined;
   /** Session Expiry Interval from CONNECT, before capping (DISCONNECT may not raise it from 0). */
   #requestedExpiry = 0;
+  /** Set only when `publishRate` is configured. */
+  #publishBucket: TokenBucket | undefined = undefined;
 
   /** `sink` takes output not caused by a handle* call: a function, or an object with push (no closure needed). */
   constructor(core: BrokerCore, info: ChannelInfo, sink: ((action: Action) => void) | { push(action: Action): void }) {
@@ -341,6 +344,13 @@ export class Channel implements SessionOwner {
       return;
     }
     this.clientId = clientId;
+    // maximumConnections: a full broker answers 0x89 Server busy (v3: 3 Server unavailable). Taking over a
+    // connected session adds no connection, so it is let through.
+    if (!core.connectionsAvailable && core.sessions.get(clientId)?.owner === undefined) {
+      core.limitsHit.hit('connections', clientId);
+      this.#refuse(ReasonCode.ServerBusy, 'too many connections');
+      return;
+    }
     if (p.will !== undefined) {
       const w = p.will;
       // [MQTT-3.1.3-11] the will topic is a topic name: no wildcards (checked by the decoder as well).
@@ -450,6 +460,7 @@ export class Channel implements SessionOwner {
     }, now);
     this.#session = session;
     this.state = 'connected';
+    if (limits.publishRate > 0) this.#publishBucket = new TokenBucket(limits.publishRate, limits.publishBurst, now);
     // Keep alive: a v5 server may change it with Server Keep Alive, which the client must use [MQTT-3.2.2-21].
     let keepAlive = p.keepAlive;
     let serverKeepAlive: number | undefined;
@@ -493,8 +504,13 @@ export class Channel implements SessionOwner {
   #resume(session: Session, now: number): void {
     if (session.outgoingCount > 0) {
       for (const o of session.outgoing.values()) {
-        if (o.state === 'publish') this.#sendPublish(o.delivery, o.packetId, true, now);
-        else this.#emit({ type: 'send', packet: { type: 'pubrel', packetId: o.packetId } });
+        if (o.state === 'publish') {
+          // Not sendable (no longer readable, too large for the client): handled as delivered, so the id is freed.
+          if (!this.#sendPublish(o.delivery, o.packetId, true, now)) {
+            session.outgoing.delete(o.packetId);
+            this.#persist({ op: 'deleteOutgoing', clientId: session.clientId, packetId: o.packetId });
+          }
+        } else this.#emit({ type: 'send', packet: { type: 'pubrel', packetId: o.packetId } });
       }
     }
     this.#drain(session, now);
@@ -563,6 +579,14 @@ export class Channel implements SessionOwner {
     const limits = core.limits;
     const session = this.#session as Session;
     const v5 = this.protocolVersion === 5;
+    const bucket = this.#publishBucket;
+    if (bucket !== undefined && !bucket.take(now)) {
+      // publishRate exceeded: v5 DISCONNECT 0x96 Message rate too high (MQTT 5.0 3.14.2.1); v3 cannot be told, so
+      // its connection closes.
+      core.limitsHit.hit('publishRate', this.clientId);
+      this.#disconnectWith(ReasonCode.MessageRateTooHigh, 'message rate too high', undefined, true);
+      return;
+    }
     let topic = p.topic;
     const props = p.properties;
     if (v5 && props !== undefined) {
@@ -622,9 +646,18 @@ export class Channel implements SessionOwner {
     }
     let reasonCode: number = ReasonCode.Success;
     let allowed = true;
+    const overLimit = topicLimitExceeded(topic, limits);
+    if (overLimit !== undefined) {
+      // maximumTopicLength/Levels: v5 PUBACK/PUBREC 0x90 Topic Name invalid ("not accepted by this Server"); v3
+      // has no refusal, so the message is acknowledged and dropped, as an unauthorized one is.
+      core.limitsHit.hit(overLimit, this.clientId);
+      core.stats.messagesDropped++;
+      reasonCode = ReasonCode.TopicNameInvalid;
+      allowed = false;
+    }
     // MQTT 5.0 4.7.2: topics starting with '$' are reserved for the server, which SHOULD prevent clients from
     // using them to exchange messages: such a PUBLISH is acknowledged (v5: 0x87) and dropped.
-    if (topic.charCodeAt(0) === 0x24) allowed = false;
+    else if (topic.charCodeAt(0) === 0x24) allowed = false;
     else allowed = core.canPublish(this.clientId, this.username, topic, qos, p.retain);
     if (allowed) {
       const message: StoredMessage = { topic, payload: p.payload, qos, retain: p.retain, origin: this.clientId };
@@ -637,7 +670,7 @@ export class Channel implements SessionOwner {
       core.publish(message, now);
     } else {
       // [MQTT-3.3.5-2] (3.1.1) v3 has no way to refuse: acknowledge normally and drop. v5 answers 0x87.
-      reasonCode = ReasonCode.NotAuthorized;
+      if (reasonCode === ReasonCode.Success) reasonCode = ReasonCode.NotAuthorized;
     }
     if (qos === 0) {
       core.discardPending();
@@ -749,6 +782,13 @@ export class Channel implements SessionOwner {
         codes.push(fail(ReasonCode.TopicFilterInvalid));
         continue;
       }
+      const overLimit = topicLimitExceeded(filter, limits);
+      if (overLimit !== undefined) {
+        // maximumTopicLength/Levels: SUBACK 0x8F Topic Filter invalid ("not accepted by the Server"; v3 0x80).
+        core.limitsHit.hit(overLimit, this.clientId);
+        codes.push(fail(ReasonCode.TopicFilterInvalid));
+        continue;
+      }
       if (share !== undefined) {
         if (!limits.sharedSubscriptionAvailable) {
           // MQTT 5.0 3.2.2.3.15: announced as unavailable, so a v5 client using it gets DISCONNECT 0x9E.
@@ -776,6 +816,14 @@ export class Channel implements SessionOwner {
       }
       if (!core.canSubscribe(this.clientId, this.username, filter, s.qos)) {
         codes.push(fail(ReasonCode.NotAuthorized));
+        continue;
+      }
+      const maxSubscriptions = limits.maximumSubscriptionsPerClient;
+      if (maxSubscriptions > 0 && session.subscriptions.size >= maxSubscriptions && !session.subscriptions.has(filter)) {
+        // maximumSubscriptionsPerClient: SUBACK 0x97 Quota exceeded (MQTT 5.0 3.9.3; v3 0x80). A filter the client
+        // already has is a replacement [MQTT-3.8.4-3] and always allowed.
+        core.limitsHit.hit('subscriptions', this.clientId);
+        codes.push(fail(ReasonCode.QuotaExceeded));
         continue;
       }
       // MQTT 5.0 3.8.4: the granted QoS may be lower than requested: capped by our Maximum QoS.
@@ -874,6 +922,7 @@ export class Channel implements SessionOwner {
     const queue = session.queue;
     while (queue.length > 0 && session.outgoingCount < this.#clientReceiveMaximum) {
       const item = queue.shift() as { seq: number; delivery: StoredDelivery };
+      this.#core.dequeued(session, item.delivery);
       this.#persist({ op: 'dequeue', clientId: session.clientId, seq: item.seq });
       const expiresAt = item.delivery.message.expiresAt;
       // [MQTT-3.3.2-5] expired while queued: dropped.
@@ -889,6 +938,14 @@ export class Channel implements SessionOwner {
    */
   #sendPublish(delivery: StoredDelivery, packetId: number | undefined, dup: boolean, now: number): boolean {
     const m = delivery.message;
+    const core = this.#core;
+    if (core.checksReads && !core.canRead(this.clientId, this.username, m.topic)) {
+      // Delivery-time read check: rules may have changed since the subscription was granted (ACL reload, resumed
+      // session). The message is withheld from this client only.
+      core.limitsHit.hit('readDenied', this.clientId, m.topic);
+      core.stats.messagesDropped++;
+      return false;
+    }
     const packet: PublishPacket = {
       type: 'publish',
       topic: m.topic,

@@ -9,6 +9,7 @@ import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import type { Authenticator, Authorizer, EnhancedAuthenticator } from './auth/auth.js';
 import type { MqttLimitsConfig } from './config.js';
+import { LimitCounter } from './limits.js';
 import { applyStoreOp, type Store, type StoredDelivery, type StoredMessage, type StoredSubscription, type StoreOp } from './persistence/store.js';
 import { SubscriptionTree, type RetainedStore } from './router/index.js';
 import { SESSION_NEVER_EXPIRES, Session, type SessionOwner } from './session.js';
@@ -60,6 +61,12 @@ export class BrokerCore {
   readonly sessions = new Map<string, Session>();
   readonly tree: SubscriptionTree<Session>;
   readonly stats: BrokerStats;
+  /** Limit events by kind (counted and logged, rate-limited), see limits.ts. */
+  readonly limitsHit: LimitCounter;
+  /** Whether the authorizer checks each delivery (canRead); decided once so brokers without it pay nothing. */
+  readonly checksReads: boolean;
+  /** Queued payload and topic bytes per session (maximumQueuedBytes); absent while nothing is queued. */
+  readonly #queuedBytes = new WeakMap<Session, number>();
   /** Promises of durable writes made since the last takePending(); empty with a synchronous store. */
   #pending: Promise<void>[] = [];
 
@@ -72,6 +79,8 @@ export class BrokerCore {
     this.authenticator = options.authenticator;
     this.authorizer = options.authorizer;
     this.enhancedAuthenticator = options.enhancedAuthenticator;
+    this.limitsHit = new LimitCounter(options.logger);
+    this.checksReads = options.authorizer.canRead !== undefined;
     // A shared subscription prefers members that are connected.
     this.tree = new SubscriptionTree<Session>({ isAvailable: (m) => m.entry.owner.owner !== undefined });
     this.stats = {
@@ -123,6 +132,7 @@ export class BrokerCore {
         session.queue.push(q);
         session.nextSeq = Math.max(session.nextSeq, q.seq + 1);
       }
+      if (s.queue.length > 0) this.#queuedBytes.set(session, s.queue.reduce((n, q) => n + queuedSize(q.delivery), 0));
       for (const o of s.outgoing) session.outgoing.set(o.packetId, o);
       for (const id of s.incomingQoS2) session.incomingQoS2.add(id);
       this.sessions.set(session.clientId, session);
@@ -148,6 +158,16 @@ export class BrokerCore {
       return this.authorizer.canSubscribe({ clientId, username, topicFilter, qos }) === true;
     } catch (err) {
       this.logger.error({ err, clientId, topicFilter }, 'authorizer canSubscribe threw; subscription refused');
+      return false;
+    }
+  }
+
+  /** Authorizer.canRead (only called when {@link checksReads}); a throw withholds the message and is logged. */
+  canRead(clientId: string, username: string | undefined, topic: string): boolean {
+    try {
+      return this.authorizer.canRead?.({ clientId, username, topic }) === true;
+    } catch (err) {
+      this.logger.error({ err, clientId, topic }, 'authorizer canRead threw; message withheld');
       return false;
     }
   }
@@ -282,6 +302,7 @@ export class BrokerCore {
     }
     for (const q of session.queue) if (q.delivery.shareFilter !== undefined) orphans.push(q.delivery);
     session.queue.length = 0;
+    this.#queuedBytes.delete(session);
     for (const d of orphans) this.#redeliverShared(d, now);
     this.discardPending();
   }
@@ -422,6 +443,7 @@ export class BrokerCore {
    * `queueOverflow` policy drops the oldest or the new message; drops are counted and logged (rate-limited).
    */
   enqueue(session: Session, delivery: StoredDelivery): void {
+    if (this.limits.maximumQueuedBytes > 0 && !this.#fitBytes(session, delivery)) return;
     const limit = this.limits.maximumQueuedMessages;
     if (session.queue.length >= limit) {
       this.stats.messagesDropped++;
@@ -429,13 +451,53 @@ export class BrokerCore {
         this.#logOverflow(session);
         return;
       }
-      const dropped = session.queue.shift();
+      const dropped = this.#shiftQueue(session);
       if (dropped !== undefined && session.durable) this.persist({ op: 'dequeue', clientId: session.clientId, seq: dropped.seq });
       this.#logOverflow(session);
     }
     const seq = session.nextSeq++;
     session.queue.push({ seq, delivery });
+    if (this.limits.maximumQueuedBytes > 0) this.#queuedBytes.set(session, (this.#queuedBytes.get(session) ?? 0) + queuedSize(delivery));
     if (session.durable) this.persist({ op: 'enqueue', clientId: session.clientId, seq, delivery });
+  }
+
+  /**
+   * maximumQueuedBytes: makes room for `delivery` by dropping the oldest messages (dropOldest), or reports that the
+   * new one must be dropped (dropNewest, or larger than the whole limit). Drops are counted and logged.
+   */
+  #fitBytes(session: Session, delivery: StoredDelivery): boolean {
+    const max = this.limits.maximumQueuedBytes;
+    const size = queuedSize(delivery);
+    if ((this.#queuedBytes.get(session) ?? 0) + size <= max) return true;
+    this.limitsHit.hit('queuedBytes', session.clientId);
+    if (this.limits.queueOverflow === 'dropNewest' || size > max) {
+      this.stats.messagesDropped++;
+      this.#logOverflow(session);
+      return false;
+    }
+    while (session.queue.length > 0 && (this.#queuedBytes.get(session) ?? 0) + size > max) {
+      const dropped = this.#shiftQueue(session);
+      if (dropped === undefined) break;
+      this.stats.messagesDropped++;
+      this.persist({ op: 'dequeue', clientId: session.clientId, seq: dropped.seq });
+    }
+    this.#logOverflow(session);
+    return true;
+  }
+
+  /** Removes the oldest queued message, keeping the byte count. */
+  #shiftQueue(session: Session): { seq: number; delivery: StoredDelivery } | undefined {
+    const item = session.queue.shift();
+    if (item !== undefined) this.dequeued(session, item.delivery);
+    return item;
+  }
+
+  /** A queued message left the queue (sent, dropped): keeps the byte count of maximumQueuedBytes. */
+  dequeued(session: Session, delivery: StoredDelivery): void {
+    const bytes = this.#queuedBytes.get(session);
+    if (bytes === undefined) return;
+    if (session.queue.length === 0) this.#queuedBytes.delete(session);
+    else this.#queuedBytes.set(session, bytes - queuedSize(delivery));
   }
 
   #logOverflow(session: Session): void {
@@ -449,6 +511,12 @@ export class BrokerCore {
     }
   }
 
+  /** Whether one more client may connect (maximumConnections; 0 = no limit). */
+  get connectionsAvailable(): boolean {
+    const max = this.limits.maximumConnections;
+    return max === 0 || this.stats.clientsConnected < max;
+  }
+
   /** Number of subscriptions (shared included). */
   get subscriptionCount(): number {
     return this.tree.count;
@@ -459,4 +527,9 @@ export class BrokerCore {
     const now = this.clock.now();
     for (const s of [...this.sessions.values()]) s.owner?.disconnect(reasonCode, now);
   }
+}
+
+/** What a queued message counts against maximumQueuedBytes: its payload and topic. */
+function queuedSize(d: StoredDelivery): number {
+  return d.message.payload.length + d.message.topic.length;
 }

@@ -29,6 +29,7 @@ export type {
   ConnectRequest,
   EnhancedAuthenticator,
   PublishRequest,
+  ReadRequest,
   SubscribeRequest,
 } from './auth/auth.js';
 export { allowAllAuthenticator, allowAllAuthorizer } from './auth/auth.js';

@@ -43,10 +43,23 @@ export interface SubscribeRequest {
   qos: QoS;
 }
 
+export interface ReadRequest {
+  clientId: string;
+  username: string | undefined;
+  /** Topic of the message about to be sent to the client. */
+  topic: string;
+}
+
 /** Called on the hot path: keep these synchronous and cheap. */
 export interface Authorizer {
   canPublish(request: PublishRequest): boolean;
   canSubscribe(request: SubscribeRequest): boolean;
+  /**
+   * Optional check of every message before it is sent to a client (live, queued, resent or retained), so that
+   * rules changed after a subscription was granted (a reload, a resumed session) apply to what it receives. Leave
+   * it out when subscribe-time checks suffice: the broker then does no per-message work at all.
+   */
+  canRead?(request: ReadRequest): boolean;
 }
 
 /** One step of v5 enhanced authentication (AUTH exchange). */

@@ -10,7 +10,7 @@ import { ReasonCode, parseSharedSubscription } from '../../protocol/index.js';
 import type { Logger } from '../../shared/logger.js';
 import { silentLogger } from '../../shared/logger.js';
 import { Acl } from './acl.js';
-import type { AuthResult, Authenticator, Authorizer, ConnectRequest, PublishRequest, SubscribeRequest } from './auth.js';
+import type { AuthResult, Authenticator, Authorizer, ConnectRequest, PublishRequest, ReadRequest, SubscribeRequest } from './auth.js';
 import { PasswordFile } from './password-file.js';
 
 /** What a TLS listener attaches as `ConnectRequest.certificate` (see transport/tls.ts). */
@@ -177,8 +177,8 @@ export class FileAuth implements Authenticator, Authorizer {
     return acl.canSubscribe({ username: request.username, clientId: request.clientId }, filter);
   }
 
-  /** May the client receive a message on `topic`? For retained messages at subscribe time and, after a reload, delivery. */
-  canRead(request: { clientId: string; username: string | undefined; topic: string }): boolean {
+  /** May the client receive a message on `topic`? The broker asks before every delivery when an ACL file is configured. */
+  canRead(request: ReadRequest): boolean {
     const { acl } = this.#loaded;
     return acl === undefined || acl.canRead({ username: request.username, clientId: request.clientId }, request.topic);
   }
