@@ -163,42 +163,68 @@ export async function run(argv: string[]): Promise<number> {
   let broker;
   try {
     broker = createBroker(config, { logger });
-    await broker.start();
   } catch (err) {
-    // A missing password file, a corrupt or locked database, a port in use: the message says which.
-    logger.error({ err }, 'broker failed to start');
     process.stderr.write(`telemq broker: ${(err as Error).message}\n`);
     return 1;
   }
   const running = broker;
   return new Promise<number>((resolve) => {
     let stopping = false;
-    let reloading: Promise<void> = Promise.resolve();
+    // Handlers go in before start(): a signal without a handler would kill the process with its default action.
+    const started = running.start().then(
+      () => true,
+      (err: unknown) => {
+        // A missing password file, a corrupt or locked database, a port in use: the message says which.
+        logger.error({ err }, 'broker failed to start');
+        process.stderr.write(`telemq broker: ${(err as Error).message}\n`);
+        return false;
+      },
+    );
+    let reloading: Promise<unknown> = started;
     const reload = (): void => {
-      // One reload at a time; a SIGHUP during a reload runs after it.
-      reloading = reloading.then(async () => {
-        const results = await running.reload();
-        const failed = results.filter((r) => !r.ok);
-        const summary = { reloaded: results.filter((r) => r.ok).map((r) => r.target), failed: failed.map((r) => `${r.target}: ${r.error ?? ''}`) };
-        if (failed.length > 0) logger.warn(summary, 'SIGHUP: reload incomplete, the failed parts keep their previous version');
-        else logger.info(summary, 'SIGHUP: reloaded');
-      }).catch((err: unknown) => logger.error({ err }, 'SIGHUP: reload failed'));
+      // One reload at a time, after the start; a SIGHUP during a reload runs after it.
+      reloading = reloading
+        .then(async () => {
+          if (stopping) return;
+          const results = await running.reload();
+          const failed = results.filter((r) => !r.ok);
+          const summary = { reloaded: results.filter((r) => r.ok).map((r) => r.target), failed: failed.map((r) => `${r.target}: ${r.error ?? ''}`) };
+          if (failed.length > 0) logger.warn(summary, 'SIGHUP: reload incomplete, the failed parts keep their previous version');
+          else logger.info(summary, 'SIGHUP: reloaded');
+        })
+        .catch((err: unknown) => logger.error({ err }, 'SIGHUP: reload failed'));
+    };
+    const onTerm = (): void => stop('SIGTERM');
+    const onInt = (): void => stop('SIGINT');
+    const detach = (): void => {
+      process.off('SIGHUP', reload);
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onInt);
     };
     const stop = (signal: string): void => {
       if (stopping) return;
       stopping = true;
-      process.off('SIGHUP', reload);
       logger.info({ signal }, 'shutting down');
-      running.close().then(
-        () => resolve(0),
-        (err: unknown) => {
+      void started.then(async (ok) => {
+        if (!ok) return;
+        try {
+          await running.close();
+          detach();
+          resolve(0);
+        } catch (err) {
           logger.error({ err }, 'shutdown failed');
+          detach();
           resolve(1);
-        },
-      );
+        }
+      });
     };
     process.on('SIGHUP', reload);
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', onTerm);
+    process.on('SIGINT', onInt);
+    void started.then((ok) => {
+      if (ok) return;
+      detach();
+      resolve(1);
+    });
   });
 }

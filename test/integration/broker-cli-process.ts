@@ -13,6 +13,16 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
 export const cliMain = fileURLToPath(new URL(`../../src/cli/main${ext}`, import.meta.url));
 
+/**
+ * The parent's execArgv (`--import tsx` under tsx, nothing when compiled), with a bare `tsx` resolved here: the
+ * child may run in a temp folder where `tsx` would not resolve.
+ */
+const execArgv = process.execArgv.map((arg) => {
+  if (arg === 'tsx') return import.meta.resolve('tsx');
+  if (arg === '--import=tsx') return `--import=${import.meta.resolve('tsx')}`;
+  return arg;
+});
+
 export type LogEntry = Record<string, unknown> & { msg?: string };
 
 export interface CliBroker {
@@ -29,7 +39,7 @@ export interface CliBroker {
 }
 
 export function startCli(t: TestContext, args: string[], cwd?: string): CliBroker {
-  const child = spawn(process.execPath, [...process.execArgv, cliMain, 'broker', ...args], {
+  const child = spawn(process.execPath, [...execArgv, cliMain, 'broker', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(cwd === undefined ? {} : { cwd }),
   });
