@@ -50,3 +50,23 @@ test('v5: a PUBLISH above the broker\'s Maximum Packet Size is refused locally, 
   assert.ok(conn);
   assert.equal(conn.up.filter((p) => p.type === PUBLISH).length, 1, 'only the small PUBLISH went out');
 });
+
+test('v5: with topicAliases, a repeated topic goes out as an alias with an empty topic name [MQTT-3.3.2-8]', async (t) => {
+  const broker = await startMosquitto(t, { extraConfig: ['max_topic_alias 2'] });
+  const proxy = await Proxy.start(broker.port);
+  t.after(() => proxy.close());
+  const client = await connect(proxy.url, { reconnect: false, topicAliases: true });
+  t.after(() => client.end());
+  await client.subscribe('alias/#', { qos: 1 });
+  const got: string[] = [];
+  client.on('message', (m) => got.push(`${m.topic}=${m.payload.toString()}`));
+  for (const topic of ['alias/a', 'alias/a', 'alias/b', 'alias/c', 'alias/c', 'alias/a']) await client.publish(topic, topic, { qos: 1 });
+  while (got.length < 6) await new Promise((resolve) => client.once('message', resolve));
+  assert.deepEqual(got, ['alias/a', 'alias/a', 'alias/b', 'alias/c', 'alias/c', 'alias/a'].map((x) => `${x}=${x}`));
+  const conn = proxy.connections[0];
+  assert.ok(conn);
+  // Topic name length (the two bytes after the fixed header) per PUBLISH: 0 when the alias stands in for it.
+  const lengths = conn.up.filter((p) => p.type === PUBLISH).map((p) => p.bytes.readUInt16BE(2));
+  // a: full + alias 1; a: alias only; b: full + alias 2; c: no alias left (maximum 2), full twice; a: alias only.
+  assert.deepEqual(lengths, [7, 0, 7, 7, 7, 0]);
+});
