@@ -208,3 +208,30 @@ test('[MQTT-3.1.4-3] [MQTT-3.2.2-2] v5: a takeover with Clean Start=1 closes the
   await pub1(p, 5, topic, 'x', 1);
   assert.equal(await b.client.silentFor(300), undefined, 'the old subscription went with the old session');
 });
+
+for (const v of VERSIONS) {
+  test(`[MQTT-4.4.0-1] [MQTT-3.3.1-1] v${v}: a QoS 2 PUBLISH not yet PUBREC'd is resent with DUP=1 and completes once`, async (t) => {
+    const { port } = await broker(t);
+    const id = uid();
+    const topic = `redo2/${uid()}`;
+    const a = await raw(t, port, persistent(v, id));
+    await sub(a, v, topic, 2);
+    const p = await raw(t, port, { version: v, clientId: uid() });
+    p.send(publish({ version: v, topic, payload: 'q2 resend', qos: 2, packetId: 1 }));
+    await p.expect(T.PUBREC);
+    p.send(ack(T.PUBREL, 1));
+    await p.expect(T.PUBCOMP);
+    const first = await nextPublish(a, v);
+    assert.equal(first.dup, false);
+    a.destroy(); // no PUBREC
+    await delay(100);
+    const b = await raw(t, port, persistent(v, id));
+    const again = await nextPublish(b, v);
+    assert.equal(again.payload.toString(), 'q2 resend');
+    assert.equal(again.qos, 2);
+    assert.equal(again.dup, true);
+    assert.equal(again.packetId, first.packetId);
+    await ackPublish(b, again);
+    assert.equal(await b.silentFor(300), undefined);
+  });
+}
