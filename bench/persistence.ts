@@ -1,13 +1,13 @@
 /**
  * npm run bench:persistence — QoS 1 throughput of telemq on durable SQLite storage (durability batch and sync)
  * against telemq in memory and Mosquitto with `persistence true`, same load, one run. The load generator is
- * ../shared/bench/mqtt-load (C, libmosquitto), built into build/mqtt-load/. Prints a markdown report, writes it to
+ * ../shared/bench/mqtt-load (C, libmosquitto) with persistent-session subscribers (see loadGenerator). Prints a markdown report, writes it to
  * bench/results/persistence-<date>.md, and ends with one JSON line.
  *
  * Options: --seconds N (per run, default 4), --reps N (default 3, median reported), --quick (1 rep, 2 s).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -129,15 +129,24 @@ const scenarios = [
   { name: 'S-pair: 1 pub -> 1 sub, QoS 1, window 20', args: ['--pubs', '1', '--subs', '1'] },
 ];
 
+/**
+ * ../shared/bench/mqtt-load (read-only) built into build/mqtt-load/, with one change in the copy: subscribers
+ * connect with Clean Session 0. telemq keeps nothing for a clean session (it ends with its connection), so with
+ * the stock clean subscribers no write would reach storage and the run would measure nothing durable.
+ */
 function loadGenerator(): string {
   const dir = join(build, 'mqtt-load');
-  const bin = join(dir, 'mqtt-load');
+  const bin = join(dir, 'mqtt-load-persistent');
   if (existsSync(bin)) return bin;
-  // ../shared/bench is read-only: build a copy.
   const shared = join(root, '..', 'shared', 'bench');
   mkdirSync(dir, { recursive: true });
-  for (const f of ['mqtt-load.c', 'Makefile']) copyFileSync(join(shared, f), join(dir, f));
-  execFileSync('make', ['-s', '-C', dir], { stdio: 'inherit' });
+  const original = 'c->m = mosquitto_new(id, true, c);';
+  const source = readFileSync(join(shared, 'mqtt-load.c'), 'utf8');
+  if (!source.includes(original)) throw new Error(`mqtt-load.c changed: '${original}' not found; update bench/persistence.ts`);
+  writeFileSync(join(dir, 'mqtt-load-persistent.c'), source.replace(original, 'c->m = mosquitto_new(id, c->kind != K_SUB, c);'));
+  execFileSync('cc', ['-O2', '-o', bin, join(dir, 'mqtt-load-persistent.c'), '-rdynamic', '-lmosquitto', '-lpthread', '-lm'], {
+    stdio: 'inherit',
+  });
   return bin;
 }
 
@@ -198,7 +207,8 @@ async function main(): Promise<void> {
     `# Persistence benchmark, ${new Date().toISOString().slice(0, 16)}Z`,
     '',
     `node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), commit ${commit}, ` +
-      `${reps} rep(s) of ${seconds} s, median; payload 64 B; mqtt-load --qos 1 --inflight 20 --backlog 1000.`,
+      `${reps} rep(s) of ${seconds} s, median; payload 64 B; mqtt-load --qos 1 --inflight 20 --backlog 1000, ` +
+      'subscribers with Clean Session 0 (persistent sessions: every delivery is stored until acknowledged).',
     '',
   ];
   const summary: Record<string, unknown> = { bench: 'persistence', commit, seconds, reps };
