@@ -543,7 +543,7 @@ export class MqttClient extends Emitter<ClientEvents> {
         maximumQoS: p.maximumQoS ?? 2,
         retainAvailable: (p.retainAvailable ?? 1) === 1,
       };
-      // [MQTT-3.2.2-16] use the Assigned Client Identifier from now on.
+      // The broker assigned a Client Identifier [MQTT-3.2.2-16]: use it from now on.
       if (p.assignedClientIdentifier !== undefined) this.#clientId = p.assignedClientIdentifier;
       // [MQTT-3.2.2-21] the Server Keep Alive replaces ours.
       if (p.serverKeepAlive !== undefined) this.#keepAlive = p.serverKeepAlive;
@@ -859,8 +859,8 @@ export class MqttClient extends Emitter<ClientEvents> {
   }
 
   #tooLarge(): Error {
-    // [MQTT-3.1.2-24] never send a packet above the broker's Maximum Packet Size.
-    return new PacketTooLargeError(`PUBLISH exceeds the broker's Maximum Packet Size of ${this.#server.maximumPacketSize} bytes`, 'MQTT-3.1.2-24');
+    // [MQTT-3.2.2-15] never send a packet above the broker's Maximum Packet Size.
+    return new PacketTooLargeError(`PUBLISH exceeds the broker's Maximum Packet Size of ${this.#server.maximumPacketSize} bytes`, 'MQTT-3.2.2-15');
   }
 
   /** Encodes a PUBLISH for the wire (topic alias applied); undefined when it is too large for the broker. */
@@ -872,7 +872,7 @@ export class MqttClient extends Emitter<ClientEvents> {
       if (alias !== undefined) {
         wire = { ...packet, topic: '', properties: { ...packet.properties, topicAlias: alias } };
       } else if (this.#aliasesOut.size < max) {
-        // [MQTT-3.3.2-8] aliases stay within the broker's Topic Alias Maximum.
+        // [MQTT-3.3.2-9] aliases stay within the broker's Topic Alias Maximum; [MQTT-3.3.2-8] and start at 1.
         const next = this.#aliasesOut.size + 1;
         this.#aliasesOut.set(packet.topic, next);
         wire = { ...packet, properties: { ...packet.properties, topicAlias: next } };
@@ -1070,7 +1070,7 @@ export class MqttClient extends Emitter<ClientEvents> {
           this.#violation(conn, ReasonCode.ReceiveMaximumExceeded, new MqttError('MQTT_ERR_RECEIVE_MAXIMUM_EXCEEDED', ReasonCode.ReceiveMaximumExceeded, 'receive maximum exceeded', 'MQTT-3.3.4-9'));
           return;
         }
-        // Deliver once; a DUP re-send of the same id before PUBREL is not delivered again [MQTT-4.3.3-9].
+        // Deliver once; a DUP re-send of the same id before PUBREL is not delivered again [MQTT-4.3.3-10].
         this.#incomingQos2.add(packetId);
         this.#deliver(message);
       }
@@ -1114,7 +1114,7 @@ export class MqttClient extends Emitter<ClientEvents> {
       return;
     }
     if (reasonCode >= 0x80) {
-      // [MQTT-4.3.3-?] a failed PUBREC ends the flow: no PUBREL.
+      // A PUBREC >= 0x80 ends the flow: no PUBREL, the id is free again [MQTT-4.3.3-4].
       this.#completeFlow(flow, reasonCode, properties);
       return;
     }
@@ -1123,7 +1123,7 @@ export class MqttClient extends Emitter<ClientEvents> {
     const release = (): void => {
       flow.state = 'pubrel';
       flow.releasing = false;
-      // [MQTT-4.3.3-3] answer PUBREC with PUBREL.
+      // [MQTT-4.3.3-4] answer a successful PUBREC with PUBREL.
       const current = this.#conn;
       if (current !== undefined && flow.onWire && this.#flows.get(packetId) === flow) this.#sendOn(current, { type: 'pubrel', packetId });
       else if (current !== undefined && this.#flows.get(packetId) === flow && !flow.onWire) {

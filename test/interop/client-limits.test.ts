@@ -34,7 +34,7 @@ test('v5: never more QoS 1/2 PUBLISH in flight than the broker\'s Receive Maximu
   assert.equal(conn.up.filter((p) => p.type === PUBLISH).length, 10);
 });
 
-test('v5: a PUBLISH above the broker\'s Maximum Packet Size is refused locally, the connection stays [MQTT-3.1.2-24]', async (t) => {
+test('v5: a PUBLISH above the broker\'s Maximum Packet Size is refused locally, the connection stays [MQTT-3.2.2-15]', async (t) => {
   const broker = await startMosquitto(t, { extraConfig: limits });
   const proxy = await Proxy.start(broker.port);
   t.after(() => proxy.close());
@@ -51,7 +51,7 @@ test('v5: a PUBLISH above the broker\'s Maximum Packet Size is refused locally, 
   assert.equal(conn.up.filter((p) => p.type === PUBLISH).length, 1, 'only the small PUBLISH went out');
 });
 
-test('v5: with topicAliases, a repeated topic goes out as an alias with an empty topic name [MQTT-3.3.2-8]', async (t) => {
+test('v5: with topicAliases, a repeated topic goes out as an alias with an empty topic name [MQTT-3.3.2-8] [MQTT-3.3.2-9]', async (t) => {
   const broker = await startMosquitto(t, { extraConfig: ['max_topic_alias 2'] });
   const proxy = await Proxy.start(broker.port);
   t.after(() => proxy.close());

@@ -7,7 +7,7 @@ import { Proxy, PUBCOMP, PUBREC, PUBREL } from './client-proxy.js';
 const fastReconnect = { initialDelay: 20, maxDelay: 200 };
 
 for (const protocolVersion of [4, 5] as const) {
-  test(`v${protocolVersion}: QoS 2 publish is exactly once while the broker is stopped and restarted mid-flow [MQTT-4.3.3-9] [MQTT-4.4.0-1]`, async (t) => {
+  test(`v${protocolVersion}: QoS 2 publish is exactly once while the broker is stopped and restarted mid-flow [MQTT-4.3.3-10] [MQTT-4.4.0-1]`, async (t) => {
     const broker = await startMosquitto(t);
     const session = protocolVersion === 5 ? { sessionExpiryInterval: 300, cleanStart: false } : { cleanStart: false };
     // The subscriber keeps a persistent session and is offline during the restart, so what it finally
