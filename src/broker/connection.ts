@@ -158,6 +158,7 @@ export class Connection {
   #outBytes = 0;
   #flushScheduled = false;
   #pausedForBackpressure = false;
+  #drainListened = false;
   #closing = false;
   /** Our side is half-closed: nothing more may be written. */
   #ended = false;
@@ -188,7 +189,7 @@ export class Connection {
     s.on('error', Connection.#onError);
     s.on('close', Connection.#onSocketClose);
     s.on('end', Connection.#onEnd);
-    s.on('drain', Connection.#onDrain);
+    // 'drain' is listened to from the first pause on (one listener slot less per idle socket).
   }
 
   /** Resolves once the socket has closed. */
@@ -236,24 +237,25 @@ export class Connection {
     if (this.#closing) return;
     const core = this.#core;
     core.stats.bytesReceived += chunk.length;
-    this.#lastRx = core.clock.now();
+    // One clock read per chunk: the packets of one read arrived at the same time.
+    const now = core.clock.now();
+    this.#lastRx = now;
     this.#decoder.push(chunk);
-    this.#pump();
+    this.#pump(now);
   }
 
   /** Decodes and handles packets until the decoder needs bytes or a pending promise blocks. */
-  #pump(): void {
+  #pump(now: number): void {
     const decoder = this.#decoder;
     const channel = this.channel;
-    const clock = this.#core.clock;
     while (!this.#blocked && !this.#closing) {
       const r = decoder.read();
       if (r === undefined) break;
       if (r instanceof MqttProtocolError) {
-        this.#run(channel.handleDecodeError(r, clock.now()));
+        this.#run(channel.handleDecodeError(r, now));
         break;
       }
-      this.#run(channel.handleIn(r, clock.now()));
+      this.#run(channel.handleIn(r, now));
     }
     // While blocked the decoder keeps the bytes; stop reading when they pile up.
     if (this.#blocked && decoder.bufferedBytes > HIGH_WATER_MARK) this.#pauseReading();
@@ -357,7 +359,7 @@ export class Connection {
     if (rest !== undefined) this.#run(rest);
     if (!this.#blocked) {
       this.#resumeReading();
-      this.#pump();
+      this.#pump(this.#core.clock.now());
     }
     this.#scheduleFlush();
   }
@@ -535,6 +537,10 @@ export class Connection {
 
   #pauseReading(): void {
     if (this.#pausedForBackpressure) return;
+    if (!this.#drainListened) {
+      this.#drainListened = true;
+      this.#socket.on('drain', Connection.#onDrain);
+    }
     this.#pausedForBackpressure = true;
     this.#socket.pause();
   }
