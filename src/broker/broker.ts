@@ -19,6 +19,7 @@ import { FileAuth, isLoopbackHost, listenerHost } from './auth/file-auth.js';
 import { resolveConfig, type BrokerConfig, type DeepPartial, type ListenerConfig } from './config.js';
 import { Connection } from './connection.js';
 import { BrokerCore, type BrokerStats, type CoreOptions } from './core.js';
+import type { LimitHits } from './limits.js';
 import { publishSys } from './observability/sys.js';
 import { MemoryStore } from './persistence/memory-store.js';
 import { openStorage, type Storage } from './persistence/open.js';
@@ -338,6 +339,11 @@ export class Broker {
 
   get stats(): Readonly<BrokerStats> {
     return this.core.stats;
+  }
+
+  /** Limit events by kind since start (see docs/security.md, "Limits against abuse"). */
+  get limitsHit(): Readonly<LimitHits> {
+    return this.core.limitsHit.hits;
   }
 
   /** Connected clients. */
