@@ -77,6 +77,8 @@ export interface Hostile {
   raw(options?: ConnectOptions): Promise<RawClient>;
   /** Asserts the broker is up and the bystander's subscription, session and retained message are intact. */
   survived(): Promise<void>;
+  /** Payloads the bystander (subscribed to `bystander/#`) has received so far. */
+  readonly seen: string[];
 }
 
 let counter = 0;
@@ -105,6 +107,7 @@ export async function hostile(
   bystander.send(subscribe({ version: 5, packetId: 1 }, { topic: 'bystander/#', qos: 1, retainHandling: 2 }));
   await bystander.expect(T.SUBACK);
 
+  const seen: string[] = [];
   const survived = async (): Promise<void> => {
     const n = `n${++counter}`;
     // A new client is admitted and may publish.
@@ -116,6 +119,7 @@ export async function hostile(
       const p = await bystander.expect(T.PUBLISH, 3000);
       const m = parsePublish(p, 5);
       if (m.packetId !== undefined) bystander.send(ack(T.PUBACK, m.packetId, 0));
+      seen.push(m.payload.toString());
       if (m.payload.toString() === n) break;
     }
     // The retained message is unchanged.
@@ -128,7 +132,7 @@ export async function hostile(
     pub.destroy();
     sub.destroy();
   };
-  return { broker, port, raw, survived };
+  return { broker, port, raw, survived, seen };
 }
 
 /** Waits until the broker closes `c`; returns what it sent before closing. */
