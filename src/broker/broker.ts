@@ -90,6 +90,8 @@ export class Broker {
   /** Loaded in start() when config.auth (or the anonymous policy of a listener) needs it. */
   #fileAuth: FileAuth | undefined;
   readonly #needsFileAuth: boolean;
+  /** False when the caller's authenticator decides who connects (the anonymous policy is then not ours). */
+  readonly #ownAuthenticator: boolean;
   /** Storage this broker opened itself (config.persistence), closed with it. */
   #storage: Storage | undefined;
   #state: 'idle' | 'starting' | 'running' | 'closing' | 'closed' = 'idle';
@@ -105,6 +107,7 @@ export class Broker {
     }));
     this.#listeners = [...this.#configured.map((c) => c.listener), ...(options.listeners ?? [])];
     // Allow-all stays the fast path when nothing is configured and every listener admits anonymous clients.
+    this.#ownAuthenticator = options.authenticator === undefined;
     this.#needsFileAuth =
       (options.authenticator === undefined || options.authorizer === undefined) &&
       (config.auth.passwordFile !== undefined ||
@@ -179,7 +182,7 @@ export class Broker {
       try {
         await l.listen(limit > 0 ? this.#limited(l, limit) : (stream, meta) => this.handleConnection(stream, meta));
         bound.push(l);
-        this.logger.info({ listener: l.name, allowAnonymous: this.#allowAnonymous(l.name) }, 'listening');
+        this.logger.info(this.#ownAuthenticator ? { listener: l.name, allowAnonymous: this.#allowAnonymous(l.name) } : { listener: l.name }, 'listening');
       } catch (err) {
         failures.push({ listener: l, err: err as NodeJS.ErrnoException });
       }
