@@ -177,6 +177,8 @@ export class MqttClient extends Emitter<ClientEvents> {
   #endPromise: Promise<void> | undefined;
   #everConnected = false;
   #takenOver: Error | undefined;
+  /** The connection attempt in progress, if any. */
+  #opening: Conn | undefined;
 
   /** Use {@link connect}; the constructor does not open a connection. */
   constructor(url: string | URL, options: ConnectOptions = {}, token?: symbol) {
@@ -458,6 +460,7 @@ export class MqttClient extends Emitter<ClientEvents> {
     const connackPromise = new Promise<ConnackPacket>((resolve, reject) => {
       conn.connack = { resolve, reject };
     });
+    this.#opening = conn;
     const timeoutMs = this.#options.connectTimeout ?? 30_000;
     const timer = this.#clock.setTimeout(() => {
       conn.connack?.reject(new MqttError('MQTT_ERR_CONNECT_TIMEOUT', ReasonCode.UnspecifiedError, `no CONNACK within ${timeoutMs} ms`));
@@ -493,6 +496,7 @@ export class MqttClient extends Emitter<ClientEvents> {
       throw err;
     } finally {
       this.#clock.clearTimeout(timer);
+      if (this.#opening === conn) this.#opening = undefined;
     }
   }
 
@@ -683,6 +687,12 @@ export class MqttClient extends Emitter<ClientEvents> {
 
   async #finish(reason: Error): Promise<void> {
     this.#state = 'closed';
+    // A reconnect under way must not leave its socket behind.
+    if (this.#opening !== undefined) {
+      this.#opening.connack?.reject(reason);
+      this.#opening.connack = undefined;
+      this.#destroyConn(this.#opening);
+    }
     this.#stopKeepAlive();
     if (this.#reconnectTimer !== undefined) this.#clock.clearTimeout(this.#reconnectTimer);
     for (const flow of this.#flows.values()) {
