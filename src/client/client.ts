@@ -321,18 +321,20 @@ export class MqttClient extends Emitter<ClientEvents> {
         this.#pump();
         return;
       }
-      // Accepted = durable: the message enters the send queue only after the store has it.
+      // Accepted = durable: the message enters the send queue only after the store has it. Puts run
+      // concurrently (the store groups them); the chain keeps the queue in publish order.
       this.#flows.set(packetId, flow);
-      this.#storeChain = this.#storeChain.then(async () => {
-        try {
-          await store.put(toStored(flow));
-        } catch (err) {
+      const stored = store.put(toStored(flow)).then(
+        () => true,
+        (err: unknown) => {
           this.#flows.delete(packetId);
           this.#ids.release(packetId);
           reject(err instanceof Error ? err : new Error(String(err)));
-          return;
-        }
-        if (!this.#flows.has(packetId)) return; // end() ran meanwhile
+          return false;
+        },
+      );
+      this.#storeChain = this.#storeChain.then(async () => {
+        if (!(await stored) || this.#flows.get(packetId) !== flow) return; // failed, or end() ran meanwhile
         this.#waiting.push(flow);
         this.#pump();
       });
@@ -1149,12 +1151,11 @@ export class MqttClient extends Emitter<ClientEvents> {
     // Persist 'pubrel' before sending PUBREL, or a restart could re-send a PUBLISH the broker already released.
     if (flow.releasing) return;
     flow.releasing = true;
+    const released = store.release(packetId).catch((err: unknown) => {
+      this.emit('error', err instanceof Error ? err : new Error(String(err)));
+    });
     this.#storeChain = this.#storeChain.then(async () => {
-      try {
-        await store.release(packetId);
-      } catch (err) {
-        this.emit('error', err instanceof Error ? err : new Error(String(err)));
-      }
+      await released;
       if (this.#flows.get(packetId) === flow) release();
     });
   }
@@ -1168,9 +1169,10 @@ export class MqttClient extends Emitter<ClientEvents> {
     }
     const store = this.#store;
     if (store !== undefined) {
-      this.#storeChain = this.#storeChain.then(() => store.delete(flow.packetId)).catch((err: unknown) => {
+      const deleted = store.delete(flow.packetId).catch((err: unknown) => {
         this.emit('error', err instanceof Error ? err : new Error(String(err)));
       });
+      this.#storeChain = this.#storeChain.then(() => deleted);
     }
     const failure = error ?? (reasonCode >= 0x80 ? new ReasonCodeError('PUBLISH', reasonCode, properties?.reasonString) : undefined);
     if (failure !== undefined) {

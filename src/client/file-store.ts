@@ -18,7 +18,7 @@ function revive(_key: string, value: unknown): unknown {
 }
 
 /**
- * Outgoing QoS 1/2 messages in an append-only JSON-lines log, one fsync per record (Node only).
+ * Outgoing QoS 1/2 messages in an append-only JSON-lines log, fdatasync'ed before a record counts (Node only).
  * Opening replays the log, drops a torn last line (a crash mid-append) and rewrites it compacted.
  */
 export class FileStore implements OutgoingStore {
@@ -26,6 +26,8 @@ export class FileStore implements OutgoingStore {
   #file: FileHandle | undefined;
   #messages = new Map<number, StoredMessage>();
   #loaded = false;
+  #queue: Array<{ line: string; resolve: () => void; reject: (error: Error) => void }> = [];
+  #drained: Promise<void> | undefined;
 
   private constructor(directory: string) {
     this.directory = directory;
@@ -91,10 +93,32 @@ export class FileStore implements OutgoingStore {
     this.#file = await open(join(this.directory, LOG), 'a');
   }
 
-  async #append(entry: Entry): Promise<void> {
-    if (this.#file === undefined) throw new Error('store is closed');
-    await this.#file.write(JSON.stringify(entry) + '\n');
-    await this.#file.datasync();
+  /**
+   * Group commit: records appended while a write is in progress go out together in the next write, with
+   * one fdatasync for all of them; each promise resolves once its record is on disk. Order is call order.
+   */
+  #append(entry: Entry): Promise<void> {
+    if (this.#file === undefined) return Promise.reject(new Error('store is closed'));
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ line: JSON.stringify(entry) + '\n', resolve, reject });
+      this.#drained ??= this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0);
+      try {
+        const file = this.#file;
+        if (file === undefined) throw new Error('store is closed');
+        await file.write(batch.map((b) => b.line).join(''));
+        await file.datasync();
+        for (const b of batch) b.resolve();
+      } catch (err) {
+        for (const b of batch) b.reject(err instanceof Error ? err : new Error(String(err)));
+      }
+    }
+    this.#drained = undefined;
   }
 
   load(): Promise<StoredMessage[]> {
@@ -126,6 +150,7 @@ export class FileStore implements OutgoingStore {
   }
 
   async close(): Promise<void> {
+    await this.#drained;
     const file = this.#file;
     this.#file = undefined;
     await file?.close();

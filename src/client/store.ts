@@ -13,9 +13,10 @@ export interface StoredMessage {
 }
 
 /**
- * Durable record of outgoing QoS 1/2 flows. The client calls the methods one at a time, in order, and
- * waits for each returned promise: a message counts as accepted once `put` resolved, and PUBREL is sent
- * only after `release` resolved (so a restarted client never re-sends a PUBLISH the broker already released).
+ * Durable record of outgoing QoS 1/2 flows. The client calls the methods in order without waiting for
+ * earlier calls, so a store must apply them in call order (FileStore batches them into one write and one
+ * fdatasync). A message counts as accepted once its `put` resolved, and PUBREL is sent only after
+ * `release` resolved (so a restarted client never re-sends a PUBLISH the broker already released).
  */
 export interface OutgoingStore {
   /** Every message not yet completed, in the order it was published. */

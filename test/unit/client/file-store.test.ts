@@ -32,3 +32,21 @@ test('file store: put, release and delete survive reopening; a torn last line is
   const text = await readFile(join(dir, 'outgoing.jsonl'), 'utf8');
   assert.equal(text.trim().split('\n').length, 2);
 });
+
+test('file store: concurrent puts, releases and deletes are applied in call order', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'telemq-fs-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const store = await FileStore.open(dir);
+  const puts = Array.from({ length: 200 }, (_, i) =>
+    store.put({ packetId: i + 1, state: 'publish', topic: `t/${i}`, payload: Buffer.from(String(i)), qos: 1, retain: false }),
+  );
+  const releases = [store.release(5), store.delete(7)];
+  await Promise.all([...puts, ...releases]);
+  await store.close();
+  const reopened = await FileStore.open(dir);
+  t.after(() => reopened.close());
+  const loaded = await reopened.load();
+  assert.equal(loaded.length, 199);
+  assert.deepEqual(loaded.slice(0, 7).map((m) => [m.packetId, m.state]), [[1, 'publish'], [2, 'publish'], [3, 'publish'], [4, 'publish'], [5, 'pubrel'], [6, 'publish'], [8, 'publish']]);
+  assert.equal(loaded.at(-1)?.topic, 't/199');
+});
