@@ -24,8 +24,8 @@ const QOS0_DROP_MARK = 16 << 20;
 /** How long a closing connection may take to read our last packet before it is destroyed. */
 const CLOSE_GRACE_MS = 1000;
 
-/** How often deadlines are checked: a timeout fires at most this late (never early). */
-const SWEEP_MS = 100;
+/** Granularity of deadlines: a timeout fires at most this much late (never early). */
+const SLOT_MS = 100;
 
 /**
  * Which deadline a connection waits for: CONNECT (and its authentication) to complete by #deadlineAt; a packet
@@ -33,51 +33,104 @@ const SWEEP_MS = 100;
  */
 type Deadline = 'none' | 'connect' | 'keepAlive' | 'grace';
 
+/** What the wheel keeps per connection: where its entry is, so it can be taken out in O(1). */
+interface WheelEntry {
+  /** Slot of the bucket holding this entry; 0 when in none. */
+  wheelSlot: number;
+  /** Index in that bucket. */
+  wheelIndex: number;
+  onDeadline(now: number): void;
+}
+
 /**
- * One timer per core for every connection's deadline. A Node timer per connection costs a Timeout object and a
- * closure each (~200 bytes); here it is one Set entry, and a check per tick is a subtraction.
+ * All deadlines of a core on one timer: connections sit in buckets of SLOT_MS by deadline. A Node timer per
+ * connection costs a Timeout object and a closure (~200 bytes) each; here it is one array slot. A tick visits only
+ * the connections whose bucket is due; a keep-alive deadline that moved (packets arrived) is re-bucketed then, so
+ * a packet costs one number store, not a timer reset. A closed connection is taken out at once (swap with the
+ * bucket's last entry), so nothing keeps it alive.
  */
-class DeadlineSweeper {
+class DeadlineWheel {
   readonly #clock: Clock;
-  readonly #members = new Set<Connection>();
+  readonly #buckets = new Map<number, WheelEntry[]>();
+  /** Last slot processed. */
+  #done: number;
   #timer: TimerHandle | undefined = undefined;
 
   constructor(clock: Clock) {
     this.#clock = clock;
+    this.#done = Math.floor(clock.now() / SLOT_MS);
   }
 
-  add(c: Connection): void {
-    this.#members.add(c);
+  /** Puts `e` in the bucket for time `at`, rounded up (never early), taking it out of any earlier one. */
+  schedule(e: WheelEntry, at: number): void {
+    const slot = Math.max(Math.ceil(at / SLOT_MS), this.#done + 1);
+    if (e.wheelSlot === slot) return;
+    if (e.wheelSlot !== 0) this.cancel(e);
+    let bucket = this.#buckets.get(slot);
+    if (bucket === undefined) this.#buckets.set(slot, (bucket = []));
+    e.wheelSlot = slot;
+    e.wheelIndex = bucket.length;
+    bucket.push(e);
     if (this.#timer === undefined) this.#arm();
   }
 
-  delete(c: Connection): void {
-    this.#members.delete(c);
+  cancel(e: WheelEntry): void {
+    const slot = e.wheelSlot;
+    if (slot === 0) return;
+    e.wheelSlot = 0;
+    const bucket = this.#buckets.get(slot);
+    if (bucket === undefined) return;
+    const last = bucket.pop() as WheelEntry;
+    if (last !== e) {
+      bucket[e.wheelIndex] = last;
+      last.wheelIndex = e.wheelIndex;
+    } else if (bucket.length === 0) {
+      this.#buckets.delete(slot);
+    }
   }
 
   #arm(): void {
-    this.#timer = this.#clock.setTimeout(this.#tick, SWEEP_MS);
+    this.#timer = this.#clock.setTimeout(this.#tick, SLOT_MS);
     this.#timer.unref?.();
   }
 
   readonly #tick = (): void => {
     this.#timer = undefined;
     const now = this.#clock.now();
-    // Deleting the current entry while iterating a Set is safe; entries added now are visited in this pass.
-    for (const c of this.#members) c.checkDeadline(now);
-    if (this.#members.size > 0) this.#arm();
+    const last = Math.floor(now / SLOT_MS);
+    const buckets = this.#buckets;
+    // Slots missed while the loop was busy are caught up; after a long gap (clock jump) only the due keys are visited.
+    if (last - this.#done > 1024) {
+      const due = [...buckets.keys()].filter((k) => k <= last).sort((x, y) => x - y);
+      this.#done = last;
+      for (const slot of due) this.#fire(slot, now);
+    } else {
+      for (let slot = this.#done + 1; slot <= last; slot++) {
+        this.#done = slot;
+        this.#fire(slot, now);
+      }
+    }
+    if (buckets.size > 0) this.#arm();
   };
+
+  #fire(slot: number, now: number): void {
+    const bucket = this.#buckets.get(slot);
+    if (bucket === undefined) return;
+    this.#buckets.delete(slot);
+    for (let i = 0; i < bucket.length; i++) (bucket[i] as WheelEntry).wheelSlot = 0;
+    for (let i = 0; i < bucket.length; i++) (bucket[i] as WheelEntry).onDeadline(now);
+  }
 }
 
-const sweepers = new WeakMap<BrokerCore, DeadlineSweeper>();
+const wheels = new WeakMap<BrokerCore, DeadlineWheel>();
 
-function sweeperOf(core: BrokerCore): DeadlineSweeper {
-  let s = sweepers.get(core);
-  if (s === undefined) {
-    s = new DeadlineSweeper(core.clock);
-    sweepers.set(core, s);
+function wheelOf(core: BrokerCore): DeadlineWheel {
+  let w = wheels.get(core);
+  if (w === undefined) {
+    w = new DeadlineWheel(core.clock);
+    wheels.set(core, w);
   }
-  return s;
+  return w;
 }
 
 /** Connections with output waiting for the end of this event-loop turn; one setImmediate flushes them all. */
@@ -141,14 +194,14 @@ export interface ConnectionOptions {
   onClose: (connection: Connection) => void;
 }
 
-export class Connection {
+export class Connection implements WheelEntry {
   readonly channel: Channel;
   readonly #core: BrokerCore;
   readonly #socket: OwnedSocket;
   readonly #decoder: Decoder;
   readonly #logger: Logger;
   readonly #onCloseCb: (connection: Connection) => void;
-  readonly #sweeper: DeadlineSweeper;
+  readonly #wheel: DeadlineWheel;
 
   /** Actions waiting behind a pending promise, in order; created when something first waits. */
   #queue: Action[] | undefined = undefined;
@@ -168,6 +221,10 @@ export class Connection {
   #keepAliveMs = 0;
   #deadline: Deadline = 'connect';
   #deadlineAt: number;
+  /** @internal position in the deadline wheel. */
+  wheelSlot = 0;
+  /** @internal */
+  wheelIndex = 0;
   #closedPromise: Promise<void> | undefined = undefined;
   #resolveClosed: (() => void) | undefined = undefined;
 
@@ -182,8 +239,8 @@ export class Connection {
     const now = core.clock.now();
     this.#lastRx = now;
     this.#deadlineAt = now + core.limits.connectTimeout;
-    this.#sweeper = sweeperOf(core);
-    this.#sweeper.add(this);
+    this.#wheel = wheelOf(core);
+    this.#wheel.schedule(this, this.#deadlineAt);
     s[kConnection] = this;
     s.on('data', Connection.#onData);
     s.on('error', Connection.#onError);
@@ -268,7 +325,7 @@ export class Connection {
     this.#closing = true;
     this.#ended = true;
     this.#deadline = 'none';
-    this.#sweeper.delete(this);
+    this.#wheel.cancel(this);
     const clock = this.#core.clock;
     const wasConnected = this.channel.session !== undefined;
     this.channel.handleClosed(clock.now());
@@ -282,21 +339,23 @@ export class Connection {
     this.#resolveClosed?.();
   }
 
-  /** Called by the sweeper: acts on a deadline that has passed. */
-  checkDeadline(now: number): void {
-    switch (this.#deadline) {
-      case 'none':
-        this.#sweeper.delete(this);
-        return;
+  /** @internal Called by the wheel when this connection's bucket is due. */
+  onDeadline(now: number): void {
+    const due = this.#due();
+    if (due === undefined) return;
+    if (now < due) {
+      // Not yet (a keep-alive deadline moved with traffic): wait in a later bucket.
+      this.#wheel.schedule(this, due);
+      return;
+    }
+    const kind = this.#deadline;
+    this.#deadline = 'none';
+    switch (kind) {
       case 'keepAlive':
-        if (this.#closing || now - this.#lastRx < this.#keepAliveMs) return;
-        this.#setDeadline('none');
         // [MQTT-3.1.2-22] (3.1.1: [MQTT-3.1.2-24]) no packet within 1.5 x Keep Alive.
         this.#runNow(this.channel.handleKeepAliveTimeout(now));
         return;
       case 'connect': {
-        if (now < this.#deadlineAt) return;
-        this.#setDeadline('none');
         const state = this.channel.state;
         // Runs even while a hook or store write is pending: a hook that never answers must not hold the socket.
         if (state === 'awaitingConnect' || state === 'authenticating') {
@@ -305,21 +364,38 @@ export class Connection {
         return;
       }
       case 'grace':
-        if (now < this.#deadlineAt) return;
-        this.#setDeadline('none');
         this.#socket.destroy();
         return;
+      case 'none':
+        return;
       default: {
-        const _exhaustive: never = this.#deadline;
+        const _exhaustive: never = kind;
         return _exhaustive;
       }
     }
   }
 
+  /** When the current deadline passes; undefined when there is none. */
+  #due(): number | undefined {
+    switch (this.#deadline) {
+      case 'none':
+        return undefined;
+      case 'keepAlive':
+        return this.#closing ? undefined : this.#lastRx + this.#keepAliveMs;
+      default:
+        return this.#deadlineAt;
+    }
+  }
+
   #setDeadline(d: Deadline): void {
     this.#deadline = d;
-    if (d === 'none') this.#sweeper.delete(this);
-    else this.#sweeper.add(this);
+    const due = this.#due();
+    if (due === undefined) {
+      this.#wheel.cancel(this);
+      return;
+    }
+    // An earlier deadline needs an earlier bucket; a later one is found when the current bucket comes up.
+    if (this.wheelSlot === 0 || Math.ceil(due / SLOT_MS) < this.wheelSlot) this.#wheel.schedule(this, due);
   }
 
   // --- actions -----------------------------------------------------------------------------------------------

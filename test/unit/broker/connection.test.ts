@@ -5,6 +5,7 @@ import { Duplex } from 'node:stream';
 import { setImmediate as tick } from 'node:timers/promises';
 import { createBroker } from '../../../src/broker/index.js';
 import { encode, type Packet } from '../../../src/protocol/index.js';
+import { FakeClock } from './harness.js';
 
 class FakeSocket extends Duplex {
   readonly writes: Buffer[] = [];
@@ -85,4 +86,62 @@ test('a QoS 1 fan-out shares the encoding but gives each subscriber its own pack
   assert.equal(wb.readUInt16BE(5), 2);
   assert.deepEqual(wa.subarray(7), wb.subarray(7));
   assert.deepEqual(wa.subarray(0, 5), wb.subarray(0, 5));
+});
+
+// Deadlines: all connections of a broker share one timer wheel with 100 ms buckets (never early, at most one bucket late).
+
+async function fakeClockBroker(t: { after(fn: () => unknown): void }, mqtt: Record<string, number> = {}) {
+  const clock = new FakeClock();
+  const broker = createBroker({ listeners: [], sys: { enabled: false }, mqtt }, { clock });
+  await broker.start();
+  t.after(() => broker.close(50));
+  const open = (): FakeSocket & { closedAt?: number } => {
+    const s: FakeSocket & { closedAt?: number } = new FakeSocket();
+    s.on('close', () => (s.closedAt = clock.now()));
+    broker.handleConnection(s, { listener: 'test' });
+    return s;
+  };
+  // Lets socket events ('close' after destroy) run between clock steps.
+  const step = async (ms: number): Promise<void> => {
+    clock.advance(ms);
+    await tick();
+    await tick();
+  };
+  return { clock, open, step };
+}
+
+test('[MQTT-3.1.2-24] keep alive: closed after 1.5 x Keep Alive of silence, not before; every packet restarts it', async (t) => {
+  const { clock, open, step } = await fakeClockBroker(t);
+  const s = open();
+  const start = clock.now();
+  s.send({ ...connect('ka'), keepAlive: 2 } as Packet);
+  await tick();
+  // Traffic at 2.9 s keeps it open past the first 3 s deadline.
+  await step(2900);
+  s.send({ type: 'pingreq' });
+  await tick();
+  await step(2900);
+  assert.equal(s.writableEnded, false, 'closed despite traffic');
+  // Silent since 2.9 s: the deadline is 5.9 s.
+  await step(200);
+  assert.equal(s.writableEnded, true, 'not closed after 1.5 x keep alive of silence');
+  // The peer never closes its side: destroyed after the 1 s grace period.
+  await step(1100);
+  assert.ok(s.closedAt !== undefined && s.closedAt - start >= 6900, `closed at ${String(s.closedAt)}`);
+});
+
+test('a connection that sends no CONNECT is closed after connectTimeout; a connected one is not', async (t) => {
+  const { open, step } = await fakeClockBroker(t, { connectTimeout: 500 });
+  const silent = open();
+  const ok = open();
+  ok.send(connect('ok'));
+  await tick();
+  await step(400);
+  assert.equal(silent.writableEnded, false, 'closed before connectTimeout');
+  await step(200);
+  assert.equal(silent.writableEnded, true, 'not closed after connectTimeout');
+  await step(1100);
+  assert.ok(silent.closedAt !== undefined);
+  assert.equal(ok.writableEnded, false);
+  assert.equal(ok.closedAt, undefined);
 });
