@@ -42,5 +42,23 @@ for (const [name, s] of Object.entries(scenarios)) {
   summary[`${name}_vs_mosquitto`] = vsM;
   lines.push(`| ${name} | ${s.label} | ${Math.round(ours)} | ${Math.round(mosq)} | ${Math.round(aedes)} | ${vsM ?? 'n/a'} | ${vsA ?? 'n/a'} |`);
 }
+// Who was the bottleneck: a single-threaded broker at ~100% of a core is; a generator thread near 100% is.
+lines.push('', '### CPU per scenario (medians, % of one core)', '');
+lines.push('| scenario | peer | broker | broker busiest thread | generator busiest thread | generator process | other processes |', '|---|---|---:|---:|---:|---:|---:|');
+const fmt = (x) => (Number.isFinite(x) ? String(Math.round(x)) : 'n/a');
+for (const scen of ['S1', 'S2', 'S3', 'S4', 'S5', 'S6', 'S7']) {
+  for (const peer of ['extra', 'mosquitto', 'aedes']) {
+    if (!rows.some((r) => r.scenario === scen && r.peer === peer)) continue;
+    const c = scen === 'S7' ? '_connect_pct' : '_pct';
+    const cells = [
+      metric(peer, scen, `broker_cpu${c}`),
+      metric(peer, scen, 'broker_thread_max_pct'),
+      metric(peer, scen, 'gen_thread_max_pct'),
+      metric(peer, scen, `gen_cpu${c}`),
+      metric(peer, scen, `other_cpu${c}`),
+    ].map(fmt);
+    lines.push(`| ${scen} | ${peer === 'extra' ? 'telemq' : peer} | ${cells.join(' | ')} |`);
+  }
+}
 lines.push('', `<!-- ${JSON.stringify(summary)} -->`);
 console.log(lines.join('\n'));
