@@ -169,9 +169,11 @@ export class TlsListener implements Listener {
       }
       onConnection(socket, meta);
     });
-    // Failed handshakes (no or untrusted certificate, plain text, timeouts): the socket is already destroyed.
+    // Failed handshakes (no or untrusted certificate, plain text, timeouts). A handshake timeout does not destroy
+    // the socket by itself: a client that connects and sends nothing would otherwise hold it forever.
     server.on('tlsClientError', (err, socket) => {
       this.#log.warn({ listener: this.name, remoteAddress: socket.remoteAddress, err: err.message }, 'TLS handshake failed');
+      socket.destroy();
     });
     server.on('drop', (data) => {
       this.#log.warn({ listener: this.name, remoteAddress: data?.remoteAddress }, 'connection refused: listener maxConnections reached');

@@ -135,13 +135,18 @@ export class WsListener implements Listener {
     const mutual = o.tls?.requireClientCertificate === true;
     if (o.tls !== undefined) {
       const secure = await loadTlsFiles(o.tls);
-      server = createHttpsServer({ ...secure, requestCert: mutual, rejectUnauthorized: mutual });
+      server = createHttpsServer({ ...secure, requestCert: mutual, rejectUnauthorized: mutual, handshakeTimeout: 10_000 });
       server.on('tlsClientError', (err, socket) => {
         this.#log.warn({ listener: this.name, remoteAddress: socket.remoteAddress, err: err.message }, 'TLS handshake failed');
+        // A handshake timeout leaves the socket open otherwise (a client that connects and sends nothing).
+        socket.destroy();
       });
     } else {
       server = createHttpServer();
     }
+    // An upgrade request sent slowly, or never, is dropped after 10 s (Node's defaults are 60 s and 300 s).
+    server.headersTimeout = 10_000;
+    server.requestTimeout = 10_000;
     // Plain HTTP requests get a short answer; only upgrades carry MQTT.
     server.on('request', (_req, res) => {
       res.writeHead(426, { 'Content-Type': 'text/plain', Upgrade: 'websocket', Connection: 'close' });
