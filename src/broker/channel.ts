@@ -461,6 +461,9 @@ export class Channel implements SessionOwner {
     this.#session = session;
     this.state = 'connected';
     if (limits.publishRate > 0) this.#publishBucket = new TokenBucket(limits.publishRate, limits.publishBurst, now);
+    // [MQTT-3.3.4-9] the client's Receive Maximum is an upper bound; maximumInflightMessages keeps what a client that
+    // stops reading can pin in memory small (the rest waits in the bounded queue).
+    if (this.#clientReceiveMaximum > limits.maximumInflightMessages) this.#clientReceiveMaximum = limits.maximumInflightMessages;
     // Keep alive: a v5 server may change it with Server Keep Alive, which the client must use [MQTT-3.2.2-21].
     let keepAlive = p.keepAlive;
     let serverKeepAlive: number | undefined;

@@ -68,6 +68,8 @@ export interface MqttLimitsConfig {
   publishRate: number;
   /** Bucket size: how many PUBLISH packets a client may send at once above the rate. */
   publishBurst: number;
+  /** QoS 1/2 messages sent to one client and not yet acknowledged, at most (below its Receive Maximum). */
+  maximumInflightMessages: number;
 }
 
 export interface SysConfig {
@@ -146,6 +148,7 @@ export const defaultConfig: Readonly<BrokerConfig> = Object.freeze({
     maximumTopicLevels: 128,
     publishRate: 0,
     publishBurst: 1000,
+    maximumInflightMessages: 100,
   },
   sys: { enabled: true, interval: 10 },
   log: { level: 'info' },
@@ -284,6 +287,7 @@ const schema: ObjectField = {
         maximumTopicLevels: int(1, 65_535),
         publishRate: int(0, 10_000_000),
         publishBurst: int(1, 10_000_000),
+        maximumInflightMessages: int(1, 65_535),
       },
     },
     sys: { kind: 'object', fields: { enabled: bool, interval: int(1, 86_400) } },

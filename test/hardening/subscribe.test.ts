@@ -92,7 +92,7 @@ test('[MQTT-3.8.3-4] No Local on a shared subscription gets DISCONNECT 0x82', as
 });
 
 test('[MQTT-4.3.2-1] a subscriber that acknowledges nothing holds all 65,535 packet ids; the rest waits in its queue', async (t) => {
-  const h = await hostile(t);
+  const h = await hostile(t, { mqtt: { maximumInflightMessages: 65_535 } });
   const c = await h.raw({ version: 4, clientId: 'hoarder' });
   c.send(subscribe({ version: 4 }, { topic: 'hoard/t', qos: 1 }));
   await c.expect(T.SUBACK);
@@ -106,5 +106,19 @@ test('[MQTT-4.3.2-1] a subscriber that acknowledges nothing holds all 65,535 pac
   // One acknowledgement frees one id, which carries the next queued message.
   c.send(ack(T.PUBACK, 777));
   assert.equal(parsePublish(await c.expect(T.PUBLISH), 4).packetId, 777);
+  await h.survived();
+});
+
+test('maximumInflightMessages caps what is sent unacknowledged below the client\'s Receive Maximum', async (t) => {
+  const h = await hostile(t, { mqtt: { maximumInflightMessages: 10 } });
+  const c = await h.raw({ version: 5, clientId: 'window', properties: [[0x21, 1000]] });
+  c.send(subscribe({ version: 5 }, { topic: 'window/t', qos: 1 }));
+  await c.expect(T.SUBACK);
+  for (let i = 0; i < 30; i++) h.broker.publish({ topic: 'window/t', payload: `${i}`, qos: 1 });
+  const first: number[] = [];
+  for (let i = 0; i < 10; i++) first.push(parsePublish(await c.expect(T.PUBLISH), 5).packetId ?? 0);
+  assert.equal(await c.silentFor(150), undefined, 'no more than 10 in flight');
+  c.send(ack(T.PUBACK, first[0]!, 0));
+  assert.equal(parsePublish(await c.expect(T.PUBLISH), 5).payload.toString(), '10');
   await h.survived();
 });
