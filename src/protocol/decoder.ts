@@ -21,7 +21,7 @@ import type {
   Subscription,
   Will,
 } from './packets.js';
-import { contextMask, propertyById, PropertyType } from './properties.js';
+import { CONTEXT_MASK, propertyById, PropertyType } from './properties.js';
 import { isWellFormedMqttUtf8, type FastBuffer } from './utf8.js';
 
 export interface DecoderOptions {
@@ -166,8 +166,8 @@ function done(): void {
   if (p !== end) throw new MalformedPacketError('remaining length does not match the packet contents');
 }
 
-const MASK_CONNECT = contextMask('connect');
-const MASK_WILL = contextMask('will');
+const MASK_CONNECT = CONTEXT_MASK.connect;
+const MASK_WILL = CONTEXT_MASK.will;
 
 function properties(mask: number, where: string): Properties | undefined {
   const len = vbi();
@@ -326,21 +326,6 @@ function parseConnect(): ConnectPacket {
   return packet;
 }
 
-const MASK = {
-  connack: contextMask('connack'),
-  publish: contextMask('publish'),
-  puback: contextMask('puback'),
-  pubrec: contextMask('pubrec'),
-  pubrel: contextMask('pubrel'),
-  pubcomp: contextMask('pubcomp'),
-  subscribe: contextMask('subscribe'),
-  suback: contextMask('suback'),
-  unsubscribe: contextMask('unsubscribe'),
-  unsuback: contextMask('unsuback'),
-  disconnect: contextMask('disconnect'),
-  auth: contextMask('auth'),
-} as const;
-
 function parsePublish(flags: number): PublishPacket {
   const qos = ((flags >> 1) & 3) as QoS;
   const topic = topicStr();
@@ -348,7 +333,7 @@ function parsePublish(flags: number): PublishPacket {
   const packet: PublishPacket = { type: 'publish', topic, payload: EMPTY, qos, retain: (flags & 1) !== 0, dup: (flags & 8) !== 0 };
   if (qos !== 0) packet.packetId = packetId('publish');
   if (ver === 5) {
-    const props = properties(MASK.publish, 'PUBLISH');
+    const props = properties(CONTEXT_MASK.publish, 'PUBLISH');
     if (props !== undefined) packet.properties = props;
     if (topic.length === 0 && props?.topicAlias === undefined) {
       // Section 3.3.2.1: "It is a Protocol Error if the Topic Name is zero length and there is no Topic Alias".
@@ -376,14 +361,14 @@ function parseAck(type: AckName, set: Uint8Array): Packet {
   if (p === end) return { type, packetId: id, reasonCode: 0 };
   const rc = reason(set, type.toUpperCase());
   if (p === end) return { type, packetId: id, reasonCode: rc };
-  const props = properties(MASK[type], type.toUpperCase());
+  const props = properties(CONTEXT_MASK[type], type.toUpperCase());
   done();
   return props === undefined ? { type, packetId: id, reasonCode: rc } : { type, packetId: id, reasonCode: rc, properties: props };
 }
 
 function parseSubscribe(): Packet {
   const id = packetId('subscribe');
-  const props = ver === 5 ? properties(MASK.subscribe, 'SUBSCRIBE') : undefined;
+  const props = ver === 5 ? properties(CONTEXT_MASK.subscribe, 'SUBSCRIBE') : undefined;
   if (props?.subscriptionIdentifiers !== undefined && props.subscriptionIdentifiers.length > 1) {
     // Section 3.8.2.1.2: Subscription Identifier at most once in SUBSCRIBE.
     throw new ProtocolError('more than one Subscription Identifier in SUBSCRIBE');
@@ -414,7 +399,7 @@ function parseSubscribe(): Packet {
 
 function parseSuback(): Packet {
   const id = packetId('suback');
-  const props = ver === 5 ? properties(MASK.suback, 'SUBACK') : undefined;
+  const props = ver === 5 ? properties(CONTEXT_MASK.suback, 'SUBACK') : undefined;
   const reasonCodes: number[] = [];
   while (p < end) {
     if (ver === 5) reasonCodes.push(reason(R_SUBACK, 'SUBACK'));
@@ -431,7 +416,7 @@ function parseSuback(): Packet {
 
 function parseUnsubscribe(): Packet {
   const id = packetId('unsubscribe');
-  const props = ver === 5 ? properties(MASK.unsubscribe, 'UNSUBSCRIBE') : undefined;
+  const props = ver === 5 ? properties(CONTEXT_MASK.unsubscribe, 'UNSUBSCRIBE') : undefined;
   const topicFilters: string[] = [];
   while (p < end) topicFilters.push(str());
   // [MQTT-3.10.3-2] at least one Topic Filter.
@@ -445,7 +430,7 @@ function parseUnsuback(): Packet {
     done();
     return { type: 'unsuback', packetId: id, reasonCodes: [] };
   }
-  const props = properties(MASK.unsuback, 'UNSUBACK');
+  const props = properties(CONTEXT_MASK.unsuback, 'UNSUBACK');
   const reasonCodes: number[] = [];
   while (p < end) reasonCodes.push(reason(R_UNSUBACK, 'UNSUBACK'));
   if (reasonCodes.length === 0) throw new ProtocolError('UNSUBACK without reason codes');
@@ -460,7 +445,7 @@ function parseConnack(): Packet {
     const rc = reason(R_CONNACK, 'CONNACK');
     // [MQTT-3.2.2-6] a refusal has Session Present 0.
     if (rc !== 0 && (ackFlags & 1) !== 0) throw new ProtocolError('Session Present set with a failure reason code', 'MQTT-3.2.2-6');
-    const props = properties(MASK.connack, 'CONNACK');
+    const props = properties(CONTEXT_MASK.connack, 'CONNACK');
     done();
     const packet = { type: 'connack', sessionPresent: (ackFlags & 1) !== 0, reasonCode: rc } as const;
     return props === undefined ? packet : { ...packet, properties: props };
@@ -481,7 +466,7 @@ function parseDisconnect(): Packet {
   const rc = reason(R_DISCONNECT, 'DISCONNECT');
   // Section 3.14.2.2.1: with Remaining Length < 2 the property length is 0.
   if (p === end) return { type: 'disconnect', reasonCode: rc };
-  const props = properties(MASK.disconnect, 'DISCONNECT');
+  const props = properties(CONTEXT_MASK.disconnect, 'DISCONNECT');
   done();
   return props === undefined ? { type: 'disconnect', reasonCode: rc } : { type: 'disconnect', reasonCode: rc, properties: props };
 }
@@ -490,7 +475,7 @@ function parseAuth(): Packet {
   // Section 3.15.2.1: Remaining Length 0 means Success without properties.
   if (p === end) return { type: 'auth', reasonCode: 0 };
   const rc = reason(R_AUTH, 'AUTH');
-  const props = properties(MASK.auth, 'AUTH');
+  const props = properties(CONTEXT_MASK.auth, 'AUTH');
   // Section 3.15.2.2.2: "It is a Protocol Error to omit the Authentication Method". Success without properties
   // may omit it (section 3.15.2.1 allows that AUTH as Remaining Length 0), also when spelt out as rc 0 + length 0.
   if (props?.authenticationMethod === undefined && (rc !== 0 || props !== undefined)) {

@@ -20,7 +20,7 @@ import type {
   UnsubackPacket,
   UnsubscribePacket,
 } from './packets.js';
-import { contextMask, propertyByName, PropertyType, type PropertyDefinition } from './properties.js';
+import { CONTEXT_MASK, propertyByName, PropertyType, type PropertyDefinition } from './properties.js';
 import { utf8CheckedLength, type FastBuffer } from './utf8.js';
 
 type AckPacket = Extract<Packet, { type: 'puback' | 'pubrec' | 'pubrel' | 'pubcomp' }>;
@@ -63,23 +63,6 @@ function checkReason(table: Uint8Array, rc: number, where: string): number {
   if (!Number.isInteger(rc) || table[rc] !== 1) throw invalid(`reason code ${String(rc)} is not valid in ${where}`, REASON_RULES[where]);
   return rc;
 }
-
-const MASKS = {
-  connect: contextMask('connect'),
-  will: contextMask('will'),
-  connack: contextMask('connack'),
-  publish: contextMask('publish'),
-  puback: contextMask('puback'),
-  pubrec: contextMask('pubrec'),
-  pubrel: contextMask('pubrel'),
-  pubcomp: contextMask('pubcomp'),
-  subscribe: contextMask('subscribe'),
-  suback: contextMask('suback'),
-  unsubscribe: contextMask('unsubscribe'),
-  unsuback: contextMask('unsuback'),
-  disconnect: contextMask('disconnect'),
-  auth: contextMask('auth'),
-} as const;
 
 function vbiLength(n: number): number {
   return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : 4;
@@ -312,7 +295,7 @@ function connectRemaining(pk: ConnectPacket, version: ProtocolVersion): number {
   checkInt(pk.keepAlive, 0xffff, 'keepAlive');
   let len = 2 + expectedName.length + 4 + 2 + strLength(pk.clientId, 'clientId');
   if (v === 5) {
-    sProps = propsLength(pk.properties, MASKS.connect, 'CONNECT');
+    sProps = propsLength(pk.properties, CONTEXT_MASK.connect, 'CONNECT');
     len += vbiLength(sProps) + sProps;
   }
   const will = pk.will;
@@ -326,7 +309,7 @@ function connectRemaining(pk: ConnectPacket, version: ProtocolVersion): number {
     if (/[+#]/.test(will.topic)) throw invalid('will topic must not contain wildcards', v === 5 ? 'MQTT-4.7.0-1' : 'MQTT-4.7.1-1');
     len += 2 + topicLen + 2 + binLength(will.payload, 'will payload');
     if (v === 5) {
-      sWillProps = propsLength(will.properties, MASKS.will, 'Will Properties');
+      sWillProps = propsLength(will.properties, CONTEXT_MASK.will, 'Will Properties');
       len += vbiLength(sWillProps) + sWillProps;
     }
   }
@@ -354,7 +337,7 @@ function publishRemaining(pk: PublishPacket, v: ProtocolVersion): number {
     if (pk.dup) throw invalid('QoS 0 PUBLISH with dup', 'MQTT-3.3.1-2');
   }
   if (v === 5) {
-    sProps = propsLength(pk.properties, MASKS.publish, 'PUBLISH');
+    sProps = propsLength(pk.properties, CONTEXT_MASK.publish, 'PUBLISH');
     len += vbiLength(sProps) + sProps;
     // Section 3.3.2.1: a zero-length Topic Name without a Topic Alias is a Protocol Error.
     if (topicLen === 0 && pk.properties?.topicAlias === undefined) throw invalid('empty topic without Topic Alias');
@@ -394,7 +377,7 @@ function ackRemaining(pk: AckPacket, v: ProtocolVersion): number {
   checkPacketId(pk.packetId, pk.type.toUpperCase());
   if (v !== 5) return 2;
   const rc = checkReason(REASONS[pk.type], pk.reasonCode ?? 0, pk.type.toUpperCase());
-  sProps = propsLength(pk.properties, MASKS[pk.type], pk.type.toUpperCase());
+  sProps = propsLength(pk.properties, CONTEXT_MASK[pk.type], pk.type.toUpperCase());
   // Shortest form: Success without properties is 2 bytes, a reason code alone 3 (section 3.4.2.1).
   if (sProps === 0) return rc === 0 ? 2 : 3;
   return 3 + vbiLength(sProps) + sProps;
@@ -407,7 +390,7 @@ function subscribeRemaining(pk: SubscribePacket, v: ProtocolVersion): number {
   if (!Array.isArray(subs) || subs.length === 0) throw invalid('SUBSCRIBE needs at least one subscription', v === 5 ? 'MQTT-3.8.3-2' : 'MQTT-3.8.3-3');
   let len = 2;
   if (v === 5) {
-    sProps = propsLength(pk.properties, MASKS.subscribe, 'SUBSCRIBE');
+    sProps = propsLength(pk.properties, CONTEXT_MASK.subscribe, 'SUBSCRIBE');
     len += vbiLength(sProps) + sProps;
   }
   for (const s of subs) {
@@ -429,7 +412,7 @@ function subackRemaining(pk: SubackPacket, v: ProtocolVersion): number {
   }
   let len = 2 + codes.length;
   if (v === 5) {
-    sProps = propsLength(pk.properties, MASKS.suback, 'SUBACK');
+    sProps = propsLength(pk.properties, CONTEXT_MASK.suback, 'SUBACK');
     len += vbiLength(sProps) + sProps;
   }
   return len;
@@ -442,7 +425,7 @@ function unsubscribeRemaining(pk: UnsubscribePacket, v: ProtocolVersion): number
   if (!Array.isArray(filters) || filters.length === 0) throw invalid('UNSUBSCRIBE needs at least one topic filter', 'MQTT-3.10.3-2');
   let len = 2;
   if (v === 5) {
-    sProps = propsLength(pk.properties, MASKS.unsubscribe, 'UNSUBSCRIBE');
+    sProps = propsLength(pk.properties, CONTEXT_MASK.unsubscribe, 'UNSUBSCRIBE');
     len += vbiLength(sProps) + sProps;
   }
   for (const f of filters) len += 2 + strLength(f, 'topicFilter');
@@ -455,7 +438,7 @@ function unsubackRemaining(pk: UnsubackPacket, v: ProtocolVersion): number {
   const codes = pk.reasonCodes;
   if (!Array.isArray(codes) || codes.length === 0) throw invalid('v5 UNSUBACK needs at least one reason code');
   for (const rc of codes) checkReason(REASONS.unsuback, rc, 'UNSUBACK');
-  sProps = propsLength(pk.properties, MASKS.unsuback, 'UNSUBACK');
+  sProps = propsLength(pk.properties, CONTEXT_MASK.unsuback, 'UNSUBACK');
   return 2 + vbiLength(sProps) + sProps + codes.length;
 }
 
@@ -467,14 +450,14 @@ function connackRemaining(pk: ConnackPacket, v: ProtocolVersion): number {
     return 2;
   }
   checkReason(REASONS.connack, pk.reasonCode, 'CONNACK');
-  sProps = propsLength(pk.properties, MASKS.connack, 'CONNACK');
+  sProps = propsLength(pk.properties, CONTEXT_MASK.connack, 'CONNACK');
   return 2 + vbiLength(sProps) + sProps;
 }
 
 function disconnectRemaining(pk: DisconnectPacket, v: ProtocolVersion): number {
   if (v !== 5) return 0;
   const rc = checkReason(REASONS.disconnect, pk.reasonCode ?? 0, 'DISCONNECT');
-  sProps = propsLength(pk.properties, MASKS.disconnect, 'DISCONNECT');
+  sProps = propsLength(pk.properties, CONTEXT_MASK.disconnect, 'DISCONNECT');
   if (sProps === 0) return rc === 0 ? 0 : 1;
   return 1 + vbiLength(sProps) + sProps;
 }
@@ -482,7 +465,7 @@ function disconnectRemaining(pk: DisconnectPacket, v: ProtocolVersion): number {
 function authRemaining(pk: AuthPacket, v: ProtocolVersion): number {
   if (v !== 5) throw invalid('AUTH exists only in MQTT 5.0');
   const rc = checkReason(REASONS.auth, pk.reasonCode, 'AUTH');
-  sProps = propsLength(pk.properties, MASKS.auth, 'AUTH');
+  sProps = propsLength(pk.properties, CONTEXT_MASK.auth, 'AUTH');
   if (sProps === 0 && rc === 0) return 0;
   // Section 3.15.2.2.2: omitting the Authentication Method is a Protocol Error (bar the Remaining Length 0 form).
   if (pk.properties?.authenticationMethod === undefined) throw invalid('AUTH without Authentication Method');

@@ -40,7 +40,8 @@ export interface PropertyDefinition {
   readonly mask: number;
 }
 
-const CONTEXT_BIT: Readonly<Record<PropertyContext, number>> = {
+/** The bit of each property context, for {@link PropertyDefinition.mask} tests. */
+export const CONTEXT_MASK: Readonly<Record<PropertyContext, number>> = {
   connect: 1 << PacketType.CONNECT,
   connack: 1 << PacketType.CONNACK,
   publish: 1 << PacketType.PUBLISH,
@@ -61,7 +62,7 @@ const CONTEXT_BIT: Readonly<Record<PropertyContext, number>> = {
 
 /** The bit of one property context, for {@link PropertyDefinition.mask} tests. */
 export function contextMask(context: PropertyContext): number {
-  return CONTEXT_BIT[context];
+  return CONTEXT_MASK[context];
 }
 
 const U16 = 0xffff;
@@ -107,7 +108,7 @@ const ROWS: readonly Row[] = [
 /** Every MQTT 5.0 property, in identifier order. */
 export const PROPERTY_DEFINITIONS: readonly PropertyDefinition[] = ROWS.map((row) => ({
   ...row,
-  mask: row.allowedIn.reduce((m, c) => m | CONTEXT_BIT[c], 0),
+  mask: row.allowedIn.reduce((m, c) => m | CONTEXT_MASK[c], 0),
 }));
 
 const byId: Array<PropertyDefinition | undefined> = new Array<PropertyDefinition | undefined>(128).fill(undefined);
