@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import type { Durability } from './persistence/sqlite-store.js';
+import type { StorageOptions } from './persistence/open.js';
 import { tlsFilesProblems } from './transport/tls.js';
 import type { SecureListenerConfig, TlsListenerConfig, WsListenerConfig, WssListenerConfig } from './transport/ws.js';
 
@@ -84,16 +84,7 @@ export interface LogConfig {
 }
 
 /** Where sessions, subscriptions, queued and retained messages are kept (see docs/persistence.md). */
-export type PersistenceConfig =
-  | { type: 'memory' }
-  | {
-      type: 'sqlite';
-      /** Database file, relative to the working directory; its folder is created when missing. */
-      path: string;
-      durability: Durability;
-      batchIntervalMs?: number;
-      cleanupIntervalMs?: number;
-    };
+export type PersistenceConfig = StorageOptions;
 
 /** Password file, ACL file and the anonymous policy; see docs/security.md. */
 export interface AuthConfig {

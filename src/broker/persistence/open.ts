@@ -10,6 +10,7 @@ export type StorageOptions =
   | { type: 'memory' }
   | {
       type: 'sqlite';
+      /** Database file, relative to the working directory; its folder is created when missing. */
       path: string;
       durability: Durability;
       batchIntervalMs?: number;
