@@ -55,6 +55,8 @@ class DeadlineWheel {
   /** Last slot processed. */
   #done: number;
   #timer: TimerHandle | undefined = undefined;
+  /** Slot the timer is set for; Infinity when it is not set. */
+  #armedSlot = Infinity;
 
   constructor(clock: Clock) {
     this.#clock = clock;
@@ -71,7 +73,7 @@ class DeadlineWheel {
     e.wheelSlot = slot;
     e.wheelIndex = bucket.length;
     bucket.push(e);
-    if (this.#timer === undefined) this.#arm();
+    if (slot < this.#armedSlot) this.#arm(slot);
   }
 
   cancel(e: WheelEntry): void {
@@ -89,13 +91,17 @@ class DeadlineWheel {
     }
   }
 
-  #arm(): void {
-    this.#timer = this.#clock.setTimeout(this.#tick, SLOT_MS);
+  /** Sets the one timer for the end of `slot` (an idle broker wakes only when a deadline is due). */
+  #arm(slot: number): void {
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#armedSlot = slot;
+    this.#timer = this.#clock.setTimeout(this.#tick, Math.max(0, slot * SLOT_MS - this.#clock.now()));
     this.#timer.unref?.();
   }
 
   readonly #tick = (): void => {
     this.#timer = undefined;
+    this.#armedSlot = Infinity;
     const now = this.#clock.now();
     const last = Math.floor(now / SLOT_MS);
     const buckets = this.#buckets;
@@ -110,7 +116,10 @@ class DeadlineWheel {
         this.#fire(slot, now);
       }
     }
-    if (buckets.size > 0) this.#arm();
+    // Next due bucket; a deadline scheduled meanwhile (by the callbacks above) may already have set the timer.
+    let next = Infinity;
+    for (const slot of buckets.keys()) if (slot < next) next = slot;
+    if (next < this.#armedSlot) this.#arm(next);
   };
 
   #fire(slot: number, now: number): void {
