@@ -479,7 +479,7 @@ export class BrokerCore {
       const dropped = this.#shiftQueue(session);
       if (dropped === undefined) break;
       this.stats.messagesDropped++;
-      this.persist({ op: 'dequeue', clientId: session.clientId, seq: dropped.seq });
+      if (session.durable) this.persist({ op: 'dequeue', clientId: session.clientId, seq: dropped.seq });
     }
     this.#logOverflow(session);
     return true;
