@@ -19,6 +19,8 @@ import type { StoredMessage } from './persistence/store.js';
 
 /** Above this many bytes waiting in the socket, stop reading from the client until it drains. */
 const HIGH_WATER_MARK = 1 << 20;
+/** Actions held behind pending store commits before input stops being decoded. */
+const MAX_QUEUED_ACTIONS = 4096;
 /** Above this many bytes waiting, QoS 0 messages to the client are dropped (MQTT 5.0 4.3.1 allows it). */
 const QOS0_DROP_MARK = 16 << 20;
 /** How long a closing connection may take to read our last packet before it is destroyed. */
@@ -214,7 +216,13 @@ export class Connection implements WheelEntry {
 
   /** Actions waiting behind a pending promise, in order; created when something first waits. */
   #queue: Action[] | undefined = undefined;
+  /** Output waits for a promise (a store commit or a hook). */
   #blocked = false;
+  /**
+   * Input waits too: a hook's answer decides what the next packet means. A store commit only holds output back, so
+   * a publisher's pipelined packets keep being handled and their acks are released batch by batch, in order.
+   */
+  #inputBlocked = false;
   /** Encoded packets waiting for the end of this event-loop turn. */
   #out: Buffer[] | undefined = undefined;
   #outBytes = 0;
@@ -294,7 +302,7 @@ export class Connection implements WheelEntry {
 
   static #onDrain(this: OwnedSocket): void {
     const c = this[kConnection];
-    if (c.#pausedForBackpressure && !c.#blocked) c.#resumeReading();
+    if (c.#pausedForBackpressure && !c.#inputBlocked) c.#resumeReading();
   }
 
   // --- input -------------------------------------------------------------------------------------------------
@@ -314,7 +322,7 @@ export class Connection implements WheelEntry {
   #pump(now: number): void {
     const decoder = this.#decoder;
     const channel = this.channel;
-    while (!this.#blocked && !this.#closing) {
+    while (!this.#inputBlocked && !this.#closing && (this.#queue === undefined || this.#queue.length < MAX_QUEUED_ACTIONS)) {
       const r = decoder.read();
       if (r === undefined) break;
       if (r instanceof MqttProtocolError) {
@@ -438,19 +446,26 @@ export class Connection implements WheelEntry {
   /** Runs `actions` ahead of anything queued (the answer of a hook or store the queue waited for). */
   #resume(actions: readonly Action[]): void {
     this.#blocked = false;
+    this.#inputBlocked = false;
     const rest = this.#queue;
     this.#queue = undefined;
     this.#run(actions);
     if (rest !== undefined) this.#run(rest);
-    if (!this.#blocked) {
+    if (!this.#inputBlocked) {
       this.#resumeReading();
       this.#pump(this.#core.clock.now());
     }
     this.#scheduleFlush();
   }
 
-  #block<T>(promise: Promise<T>, then: (value: T) => readonly Action[], fail: (err: unknown) => readonly Action[]): void {
+  #block<T>(
+    promise: Promise<T>,
+    stopsInput: boolean,
+    then: (value: T) => readonly Action[],
+    fail: (err: unknown) => readonly Action[],
+  ): void {
     this.#blocked = true;
+    if (stopsInput) this.#inputBlocked = true;
     promise.then(
       (v) => {
         if (!this.#closed) this.#resume(then(v));
@@ -469,6 +484,7 @@ export class Connection implements WheelEntry {
       case 'await':
         this.#block(
           action.promise,
+          false,
           () => [],
           (err) => {
             this.#logger.error({ err, clientId: this.channel.clientId }, 'store write failed; closing the connection');
@@ -489,7 +505,7 @@ export class Connection implements WheelEntry {
           result = onThrow(err);
         }
         if (result instanceof Promise) {
-          this.#block(result, (r) => this.channel.handleAuthResult(r, now()), (err) => this.channel.handleAuthResult(onThrow(err), now()));
+          this.#block(result, true, (r) => this.channel.handleAuthResult(r, now()), (err) => this.channel.handleAuthResult(onThrow(err), now()));
         } else {
           this.#run(this.channel.handleAuthResult(result, now()));
         }
@@ -509,7 +525,7 @@ export class Connection implements WheelEntry {
           result = onThrow(err);
         }
         if (result instanceof Promise) {
-          this.#block(result, (r) => this.channel.handleAuthStepResult(r, now()), (err) => this.channel.handleAuthStepResult(onThrow(err), now()));
+          this.#block(result, true, (r) => this.channel.handleAuthStepResult(r, now()), (err) => this.channel.handleAuthStepResult(onThrow(err), now()));
         } else {
           this.#run(this.channel.handleAuthStepResult(result, now()));
         }
