@@ -140,3 +140,16 @@ export const ReasonCodesByPacket = {
   disconnect: [0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8b, 0x8d, 0x8e, 0x8f, 0x90, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9a, 0x9b, 0x9c, 0x9d, 0x9e, 0x9f, 0xa0, 0xa1, 0xa2],
   auth: [0x00, 0x18, 0x19],
 } as const satisfies Record<string, readonly number[]>;
+
+/** Rule naming each packet's reason code table: the sender MUST use one of them. */
+export const ReasonCodeRules: Readonly<Record<string, string>> = {
+  CONNACK: 'MQTT-3.2.2-8',
+  PUBACK: 'MQTT-3.4.2-1',
+  PUBREC: 'MQTT-3.5.2-1',
+  PUBREL: 'MQTT-3.6.2-1',
+  PUBCOMP: 'MQTT-3.7.2-1',
+  SUBACK: 'MQTT-3.9.3-2',
+  UNSUBACK: 'MQTT-3.11.3-2',
+  DISCONNECT: 'MQTT-3.14.2-1',
+  AUTH: 'MQTT-3.15.2-1',
+};

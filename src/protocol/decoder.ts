@@ -2,7 +2,7 @@
  * Incremental MQTT decoder: fixed header -> remaining length (maximum size checked here, before any
  * body is buffered) -> body. Sans-I/O: feed bytes with push(), take packets with read().
  */
-import { MAX_PACKET_SIZE, PacketType, ReasonCodesByPacket, type ProtocolVersion, type QoS } from './constants.js';
+import { MAX_PACKET_SIZE, PacketType, ReasonCodeRules, ReasonCodesByPacket, type ProtocolVersion, type QoS } from './constants.js';
 import {
   MalformedPacketError,
   MqttProtocolError,
@@ -250,23 +250,10 @@ const R_DISCONNECT = reasonSet(ReasonCodesByPacket.disconnect);
 const R_AUTH = reasonSet(ReasonCodesByPacket.auth);
 const R_SUBACK_V3 = reasonSet([0x00, 0x01, 0x02, 0x80]);
 
-/** Rule naming each packet's reason code table: the sender MUST use one of them. */
-const REASON_RULES: Readonly<Record<string, string>> = {
-  CONNACK: 'MQTT-3.2.2-8',
-  PUBACK: 'MQTT-3.4.2-1',
-  PUBREC: 'MQTT-3.5.2-1',
-  PUBREL: 'MQTT-3.6.2-1',
-  PUBCOMP: 'MQTT-3.7.2-1',
-  SUBACK: 'MQTT-3.9.3-2',
-  UNSUBACK: 'MQTT-3.11.3-2',
-  DISCONNECT: 'MQTT-3.14.2-1',
-  AUTH: 'MQTT-3.15.2-1',
-};
-
 function reason(set: Uint8Array, where: string): number {
   const rc = u8();
   // A parsed byte the protocol does not allow in this packet: a Protocol Error (section 1.2).
-  if (set[rc] !== 1) throw new ProtocolError(`reason code 0x${rc.toString(16)} is not valid in ${where}`, REASON_RULES[where]);
+  if (set[rc] !== 1) throw new ProtocolError(`reason code 0x${rc.toString(16)} is not valid in ${where}`, ReasonCodeRules[where]);
   return rc;
 }
 

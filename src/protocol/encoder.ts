@@ -5,7 +5,7 @@
  * Fields that only exist in MQTT 5.0 (properties, ack/DISCONNECT reason codes, v5 subscription
  * options) are not representable in 3.1/3.1.1 and are ignored when encoding for those versions.
  */
-import { MAX_VARIABLE_BYTE_INTEGER, ReasonCodesByPacket, type ProtocolVersion } from './constants.js';
+import { MAX_VARIABLE_BYTE_INTEGER, ReasonCodeRules, ReasonCodesByPacket, type ProtocolVersion } from './constants.js';
 import { InvalidPacketError } from './errors.js';
 import type {
   AuthPacket,
@@ -46,21 +46,8 @@ const REASONS = {
   auth: reasonTable(ReasonCodesByPacket.auth),
 } as const;
 
-/** Rule naming each packet's reason code table: the sender MUST use one of them. */
-const REASON_RULES: Readonly<Record<string, string>> = {
-  CONNACK: 'MQTT-3.2.2-8',
-  PUBACK: 'MQTT-3.4.2-1',
-  PUBREC: 'MQTT-3.5.2-1',
-  PUBREL: 'MQTT-3.6.2-1',
-  PUBCOMP: 'MQTT-3.7.2-1',
-  SUBACK: 'MQTT-3.9.3-2',
-  UNSUBACK: 'MQTT-3.11.3-2',
-  DISCONNECT: 'MQTT-3.14.2-1',
-  AUTH: 'MQTT-3.15.2-1',
-};
-
 function checkReason(table: Uint8Array, rc: number, where: string): number {
-  if (!Number.isInteger(rc) || table[rc] !== 1) throw invalid(`reason code ${String(rc)} is not valid in ${where}`, REASON_RULES[where]);
+  if (!Number.isInteger(rc) || table[rc] !== 1) throw invalid(`reason code ${String(rc)} is not valid in ${where}`, ReasonCodeRules[where]);
   return rc;
 }
 
