@@ -981,6 +981,8 @@ export class Channel implements SessionOwner {
       // [MQTT-3.1.2-24] never send a packet larger than the client's Maximum Packet Size; [MQTT-3.1.2-25] discard
       // it and behave as if it had been sent.
       this.#core.stats.messagesDropped++;
+      // An alias this packet would have set is unknown to the client: forget it (it is the newest, so no gap).
+      if (packet.topic.length > 0 && packet.properties?.topicAlias !== undefined) this.#outAliases?.delete(packet.topic);
       return false;
     }
     this.#core.stats.messagesSent++;

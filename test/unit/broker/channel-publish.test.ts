@@ -278,6 +278,19 @@ test('[MQTT-3.1.2-24] [MQTT-3.1.2-25] a message larger than the client Maximum P
   assert.equal(core.sessions.get('small')?.outgoing.size, 1);
 });
 
+test('[MQTT-3.1.2-25] [MQTT-3.3.2-11] a PUBLISH dropped for the client Maximum Packet Size sets no topic alias', () => {
+  const { client } = setup();
+  const s = client(5);
+  s.connect({ clientId: 's', properties: { topicAliasMaximum: 2, maximumPacketSize: 64 } });
+  s.subscribe('#');
+  const p = client(5);
+  p.connect({ clientId: 'p' });
+  p.publish('a', 'x'.repeat(100));
+  p.publish('a', 'ok');
+  // The client never saw the dropped packet, so the alias must be set by the first one it does see.
+  assert.deepEqual(s.messages().map((m) => [m.topic, m.properties?.topicAlias, m.payload.toString()]), [['a', 1, 'ok']]);
+});
+
 test('ack only after commit: with an asynchronous store the PUBACK follows an await action', async () => {
   const store = new GatedStore();
   const { client } = setup({ store });
