@@ -33,7 +33,7 @@ import type {
   Will,
 } from '../protocol/index.js';
 import type { AuthResult, AuthStep, AuthStepResult, ConnectRequest } from './auth/auth.js';
-import type { BrokerCore } from './core.js';
+import { forwardedProperties, type BrokerCore } from './core.js';
 import type { StoredDelivery, StoredMessage, StoredOutgoing, StoredSubscription } from './persistence/store.js';
 import { TokenBucket, topicLimitExceeded } from './limits.js';
 import { SESSION_NEVER_EXPIRES, type Session, type SessionOwner } from './session.js';
@@ -1072,17 +1072,4 @@ export class Channel implements SessionOwner {
   get keepAlive(): number {
     return this.#keepAlive;
   }
-}
-
-/** v5 PUBLISH properties forwarded unchanged; undefined when there are none. */
-function forwardedProperties(p: Properties): Properties | undefined {
-  let out: Properties | undefined;
-  // Payload Format Indicator [MQTT-3.3.2-4], Content Type [MQTT-3.3.2-20], Response Topic [MQTT-3.3.2-15],
-  // Correlation Data [MQTT-3.3.2-16], User Properties in order [MQTT-3.3.2-17] [MQTT-3.3.2-18]: unaltered.
-  if (p.payloadFormatIndicator !== undefined) (out ??= {}).payloadFormatIndicator = p.payloadFormatIndicator;
-  if (p.contentType !== undefined) (out ??= {}).contentType = p.contentType;
-  if (p.responseTopic !== undefined) (out ??= {}).responseTopic = p.responseTopic;
-  if (p.correlationData !== undefined) (out ??= {}).correlationData = p.correlationData;
-  if (p.userProperties !== undefined) (out ??= {}).userProperties = p.userProperties;
-  return out;
 }

@@ -4,7 +4,7 @@
  * session expiry), so it runs under a fake clock in tests.
  */
 import { randomBytes } from 'node:crypto';
-import { encodedLength, type Packet, type ProtocolVersion, type QoS, type Will } from '../protocol/index.js';
+import { encodedLength, type Packet, type Properties, type ProtocolVersion, type QoS, type Will } from '../protocol/index.js';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import type { Authenticator, Authorizer, EnhancedAuthenticator } from './auth/auth.js';
@@ -420,14 +420,8 @@ export class BrokerCore {
     const p = will.properties;
     if (p !== undefined) {
       if (p.messageExpiryInterval !== undefined) message.expiresAt = now + p.messageExpiryInterval * 1000;
-      const fwd: NonNullable<StoredMessage['properties']> = {};
-      let any = false;
-      if (p.payloadFormatIndicator !== undefined) ((fwd.payloadFormatIndicator = p.payloadFormatIndicator), (any = true));
-      if (p.contentType !== undefined) ((fwd.contentType = p.contentType), (any = true));
-      if (p.responseTopic !== undefined) ((fwd.responseTopic = p.responseTopic), (any = true));
-      if (p.correlationData !== undefined) ((fwd.correlationData = p.correlationData), (any = true));
-      if (p.userProperties !== undefined) ((fwd.userProperties = p.userProperties), (any = true));
-      if (any) message.properties = fwd;
+      const fwd = forwardedProperties(p);
+      if (fwd !== undefined) message.properties = fwd;
     }
     // The will is authorized as a publish of its client at the time it goes out.
     if (!this.canPublish(clientId, username, will.topic, will.qos, will.retain)) return;
@@ -532,4 +526,17 @@ export class BrokerCore {
 /** What a queued message counts against maximumQueuedBytes: its payload and topic. */
 function queuedSize(d: StoredDelivery): number {
   return d.message.payload.length + d.message.topic.length;
+}
+
+/** v5 PUBLISH (or will) properties forwarded unchanged; undefined when there are none. */
+export function forwardedProperties(p: Properties): Properties | undefined {
+  let out: Properties | undefined;
+  // Payload Format Indicator [MQTT-3.3.2-4], Content Type [MQTT-3.3.2-20], Response Topic [MQTT-3.3.2-15],
+  // Correlation Data [MQTT-3.3.2-16], User Properties in order [MQTT-3.3.2-17] [MQTT-3.3.2-18]: unaltered.
+  if (p.payloadFormatIndicator !== undefined) (out ??= {}).payloadFormatIndicator = p.payloadFormatIndicator;
+  if (p.contentType !== undefined) (out ??= {}).contentType = p.contentType;
+  if (p.responseTopic !== undefined) (out ??= {}).responseTopic = p.responseTopic;
+  if (p.correlationData !== undefined) (out ??= {}).correlationData = p.correlationData;
+  if (p.userProperties !== undefined) (out ??= {}).userProperties = p.userProperties;
+  return out;
 }
