@@ -11,7 +11,7 @@ import type { Authenticator, Authorizer, EnhancedAuthenticator } from './auth/au
 import type { MqttLimitsConfig } from './config.js';
 import { LimitCounter } from './limits.js';
 import { applyStoreOp, type Store, type StoredDelivery, type StoredMessage, type StoredSubscription, type StoreOp } from './persistence/store.js';
-import { SubscriptionTree, type RetainedStore } from './router/index.js';
+import { SubscriptionTree, type RetainedStore, type ShareGroup } from './router/index.js';
 import { SESSION_NEVER_EXPIRES, Session, type SessionOwner } from './session.js';
 
 /** Counters for $SYS and the admin API. Plain numbers: incremented on the hot path. */
@@ -311,19 +311,24 @@ export class BrokerCore {
     const match = this.tree.match(d.message.topic, d.message.origin);
     for (const g of match.shared) {
       if (`$share/${g.shareName}/${g.topicFilter}` !== d.shareFilter) continue;
-      const member = this.tree.pickMember(g) ?? g.members[0];
-      if (member === undefined) return;
-      const e = member.entry;
-      const delivery: StoredDelivery = {
-        message: d.message,
-        qos: Math.min(d.message.qos, e.qos) as QoS,
-        retain: e.retainAsPublished ? d.message.retain : false,
-        shareFilter: member.filter,
-      };
-      if (e.subscriptionIdentifier !== undefined) delivery.subscriptionIdentifiers = [e.subscriptionIdentifier];
-      this.#deliverTo(e.owner, delivery, now);
+      this.#deliverShared(g, d.message, now);
       return;
     }
+  }
+
+  /** MQTT 5.0 4.8.2: one member of the share group receives the message. */
+  #deliverShared(g: ShareGroup<Session>, message: StoredMessage, now: number): void {
+    const member = this.tree.pickMember(g) ?? g.members[0];
+    if (member === undefined) return;
+    const e = member.entry;
+    const delivery: StoredDelivery = {
+      message,
+      qos: (message.qos < e.qos ? message.qos : e.qos) as QoS,
+      retain: e.retainAsPublished ? message.retain : false,
+      shareFilter: member.filter,
+    };
+    if (e.subscriptionIdentifier !== undefined) delivery.subscriptionIdentifiers = [e.subscriptionIdentifier];
+    this.#deliverTo(e.owner, delivery, now);
   }
 
   // --- subscriptions -----------------------------------------------------------------------------------------
@@ -385,19 +390,7 @@ export class BrokerCore {
     const shared = match.shared;
     for (let i = 0; i < shared.length; i++) {
       const g = shared[i];
-      if (g === undefined) continue;
-      // MQTT 5.0 4.8.2: one member of each matching share group receives the message.
-      const member = this.tree.pickMember(g) ?? g.members[0];
-      if (member === undefined) continue;
-      const e = member.entry;
-      const delivery: StoredDelivery = {
-        message,
-        qos: (message.qos < e.qos ? message.qos : e.qos) as QoS,
-        retain: e.retainAsPublished ? message.retain : false,
-        shareFilter: member.filter,
-      };
-      if (e.subscriptionIdentifier !== undefined) delivery.subscriptionIdentifiers = [e.subscriptionIdentifier];
-      this.#deliverTo(e.owner, delivery, now);
+      if (g !== undefined) this.#deliverShared(g, message, now);
     }
   }
 
