@@ -18,7 +18,7 @@ import {
 import { FileAuth, isLoopbackHost, listenerHost } from './auth/file-auth.js';
 import { resolveConfig, type BrokerConfig, type DeepPartial, type ListenerConfig } from './config.js';
 import { Connection } from './connection.js';
-import { BrokerCore, type BrokerStats, type CoreOptions } from './core.js';
+import { BrokerCore, forwardedProperties, type BrokerStats, type CoreOptions } from './core.js';
 import type { LimitHits } from './limits.js';
 import { publishSys } from './observability/sys.js';
 import { MemoryStore } from './persistence/memory-store.js';
@@ -320,8 +320,9 @@ export class Broker {
     const expiry = m.properties?.messageExpiryInterval;
     if (expiry !== undefined) message.expiresAt = now + expiry * 1000;
     if (m.properties !== undefined) {
-      const { messageExpiryInterval: _e, topicAlias: _a, subscriptionIdentifiers: _s, ...rest } = m.properties;
-      if (Object.keys(rest).length > 0) message.properties = rest;
+      // Only what a PUBLISH forwards: an alias, subscription ids or a non-PUBLISH property would not encode per subscriber.
+      const forwarded = forwardedProperties(m.properties);
+      if (forwarded !== undefined) message.properties = forwarded;
     }
     core.publish(message, now);
     core.discardPending();

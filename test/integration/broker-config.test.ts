@@ -230,3 +230,23 @@ test('createBroker: tcp maxConnections closes connections beyond the limit at on
   const second = await connectOnce(t, url, { protocolVersion: 5 });
   assert.ok(second.connected);
 });
+
+test('Broker.publish forwards only PUBLISH properties: a property PUBLISH cannot carry does not cost v5 subscribers their connection', async (t) => {
+  const broker = createBroker({ listeners: [{ type: 'tcp', host: '127.0.0.1', port: 0 }], sys: { enabled: false } });
+  await broker.start();
+  t.after(() => broker.close(200));
+  const sub = await connectOnce(t, `mqtt://127.0.0.1:${broker.addresses()[0]!.port}`, { protocolVersion: 5 });
+  await sub.subscribeAsync('server/#');
+  type Received = [string, Buffer, { properties?: { userProperties?: unknown; reasonString?: unknown } }];
+  const got = new Promise<Received>((resolve, reject) => {
+    sub.once('message', (...args) => resolve(args as unknown as Received));
+    sub.once('close', () => reject(new Error('the subscriber lost its connection')));
+  });
+  broker.publish({ topic: 'server/1', payload: 'hi', properties: { reasonString: 'not a PUBLISH property', userProperties: [['k', 'v']] } });
+  const [topic, payload, packet] = await got;
+  assert.equal(topic, 'server/1');
+  assert.equal(payload.toString(), 'hi');
+  assert.deepEqual({ ...(packet.properties?.userProperties as object) }, { k: 'v' });
+  assert.equal(packet.properties?.reasonString, undefined);
+  assert.equal(sub.connected, true);
+});
