@@ -466,14 +466,20 @@ export class Connection implements WheelEntry {
   ): void {
     this.#blocked = true;
     if (stopsInput) this.#inputBlocked = true;
-    promise.then(
-      (v) => {
-        if (!this.#closed) this.#resume(then(v));
-      },
-      (err: unknown) => {
-        if (!this.#closed) this.#resume(fail(err));
-      },
-    );
+    promise
+      .then(
+        (v) => {
+          if (!this.#closed) this.#resume(then(v));
+        },
+        (err: unknown) => {
+          if (!this.#closed) this.#resume(fail(err));
+        },
+      )
+      .catch((err: unknown) => {
+        // A throw while resuming would be an unhandled rejection, which ends the process: lose this connection only.
+        this.#logger.error({ err, clientId: this.channel.clientId }, 'internal error after a pending write or hook; closing the connection');
+        this.#socket.destroy();
+      });
   }
 
   #exec(action: Action): void {
