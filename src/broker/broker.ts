@@ -97,6 +97,7 @@ export class Broker {
   #state: 'idle' | 'starting' | 'running' | 'closing' | 'closed' = 'idle';
   #housekeeping: ReturnType<typeof setInterval> | undefined;
   #closing: Promise<void> | undefined;
+  #starting: Promise<void> | undefined;
 
   constructor(config: BrokerConfig, options: BrokerOptions = {}) {
     this.config = config;
@@ -163,9 +164,14 @@ export class Broker {
    * Loads the auth files, opens the configured storage and restores its sessions, binds every listener, starts
    * $SYS. Rejects (closing what it opened) when a file, the storage or a listener fails.
    */
-  async start(): Promise<void> {
-    if (this.#state !== 'idle') throw new Error(`broker cannot start: it is ${this.#state}`);
+  start(): Promise<void> {
+    if (this.#state !== 'idle') return Promise.reject(new Error(`broker cannot start: it is ${this.#state}`));
     this.#state = 'starting';
+    this.#starting = this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
     try {
       await this.#open();
     } catch (err) {
@@ -374,6 +380,8 @@ export class Broker {
   }
 
   async #close(graceMs: number): Promise<void> {
+    // A close during start waits for it, so listeners bound meanwhile are closed too.
+    if (this.#state === 'starting') await this.#starting?.catch(() => undefined);
     const wasRunning = this.#state === 'running';
     this.#state = 'closing';
     if (this.#housekeeping !== undefined) clearInterval(this.#housekeeping);
