@@ -233,6 +233,22 @@ export class MqttClient extends Emitter<ClientEvents> {
     }));
   }
 
+  /** Reports a failed store write; a listener that throws is logged, since nothing up the stack could catch it. */
+  #storeError(err: unknown): void {
+    try {
+      this.emit('error', err instanceof Error ? err : new Error(String(err)));
+    } catch (listenerErr) {
+      this.#log.error({ err: listenerErr }, "an 'error' listener threw");
+    }
+  }
+
+  /** Appends a step to the store chain; a step that throws (an 'error' listener, say) is logged, and later steps still run. */
+  #chainStore(step: () => unknown): void {
+    this.#storeChain = this.#storeChain.then(step).then(undefined, (err: unknown) => {
+      this.#log.error({ err }, 'store step failed');
+    });
+  }
+
   /** Resolves once every message accepted so far is in the store (immediately without a store). */
   persisted(): Promise<void> {
     return this.#storeChain;
@@ -333,7 +349,7 @@ export class MqttClient extends Emitter<ClientEvents> {
           return false;
         },
       );
-      this.#storeChain = this.#storeChain.then(async () => {
+      this.#chainStore(async () => {
         if (!(await stored) || this.#flows.get(packetId) !== flow) return; // failed, or end() ran meanwhile
         this.#waiting.push(flow);
         this.#pump();
@@ -1152,9 +1168,9 @@ export class MqttClient extends Emitter<ClientEvents> {
     if (flow.releasing) return;
     flow.releasing = true;
     const released = store.release(packetId).catch((err: unknown) => {
-      this.emit('error', err instanceof Error ? err : new Error(String(err)));
+      this.#storeError(err);
     });
-    this.#storeChain = this.#storeChain.then(async () => {
+    this.#chainStore(async () => {
       await released;
       if (this.#flows.get(packetId) === flow) release();
     });
@@ -1170,9 +1186,9 @@ export class MqttClient extends Emitter<ClientEvents> {
     const store = this.#store;
     if (store !== undefined) {
       const deleted = store.delete(flow.packetId).catch((err: unknown) => {
-        this.emit('error', err instanceof Error ? err : new Error(String(err)));
+        this.#storeError(err);
       });
-      this.#storeChain = this.#storeChain.then(() => deleted);
+      this.#chainStore(() => deleted);
     }
     const failure = error ?? (reasonCode >= 0x80 ? new ReasonCodeError('PUBLISH', reasonCode, properties?.reasonString) : undefined);
     if (failure !== undefined) {
