@@ -233,8 +233,8 @@ export class MqttClient extends Emitter<ClientEvents> {
     }));
   }
 
-  /** Reports a failed store write; a listener that throws is logged, since nothing up the stack could catch it. */
-  #storeError(err: unknown): void {
+  /** Emits an error from a promise callback: a listener that throws is logged, since nothing up the stack could catch it. */
+  #reportError(err: unknown): void {
     try {
       this.emit('error', err instanceof Error ? err : new Error(String(err)));
     } catch (listenerErr) {
@@ -662,7 +662,7 @@ export class MqttClient extends Emitter<ClientEvents> {
         (err: unknown) => {
           if (this.#state !== 'reconnecting') return;
           this.#log.debug({ err }, 'reconnect failed');
-          if (err instanceof ConnectionRefusedError) this.emit('error', err);
+          if (err instanceof ConnectionRefusedError) this.#reportError(err);
           this.#scheduleReconnect();
         },
       );
@@ -1168,7 +1168,7 @@ export class MqttClient extends Emitter<ClientEvents> {
     if (flow.releasing) return;
     flow.releasing = true;
     const released = store.release(packetId).catch((err: unknown) => {
-      this.#storeError(err);
+      this.#reportError(err);
     });
     this.#chainStore(async () => {
       await released;
@@ -1186,7 +1186,7 @@ export class MqttClient extends Emitter<ClientEvents> {
     const store = this.#store;
     if (store !== undefined) {
       const deleted = store.delete(flow.packetId).catch((err: unknown) => {
-        this.#storeError(err);
+        this.#reportError(err);
       });
       this.#chainStore(() => deleted);
     }
