@@ -86,6 +86,7 @@ async function startTelemq(): Promise<{ url: string }> {
     if (ok) return { url: `mqtt://127.0.0.1:${port}` };
     await new Promise((r) => setTimeout(r, 50));
   }
+  child.kill('SIGTERM');
   throw new Error('telemq broker did not start');
 }
 
