@@ -321,12 +321,8 @@ export class BrokerCore {
     const member = this.tree.pickMember(g) ?? g.members[0];
     if (member === undefined) return;
     const e = member.entry;
-    const delivery: StoredDelivery = {
-      message,
-      qos: (message.qos < e.qos ? message.qos : e.qos) as QoS,
-      retain: e.retainAsPublished ? message.retain : false,
-      shareFilter: member.filter,
-    };
+    const delivery = deliveryOf(message, e.qos, e.retainAsPublished);
+    delivery.shareFilter = member.filter;
     if (e.subscriptionIdentifier !== undefined) delivery.subscriptionIdentifiers = [e.subscriptionIdentifier];
     this.#deliverTo(e.owner, delivery, now);
   }
@@ -377,13 +373,7 @@ export class BrokerCore {
       const c = clients[i];
       if (c === undefined) continue;
       const ids = c.subscriptionIdentifiers;
-      const delivery: StoredDelivery = {
-        message,
-        // [MQTT-3.3.4-?] downgrade to the granted QoS.
-        qos: (message.qos < c.qos ? message.qos : c.qos) as QoS,
-        // [MQTT-3.3.1-12] (3.1.1: [MQTT-3.3.1-9]) RETAIN is cleared on forwarding unless Retain As Published.
-        retain: c.retainAsPublished ? message.retain : false,
-      };
+      const delivery = deliveryOf(message, c.qos, c.retainAsPublished);
       if (ids.length > 0) delivery.subscriptionIdentifiers = ids.slice();
       this.#deliverTo(c.owner, delivery, now);
     }
@@ -532,4 +522,15 @@ export function forwardedProperties(p: Properties): Properties | undefined {
   if (p.correlationData !== undefined) (out ??= {}).correlationData = p.correlationData;
   if (p.userProperties !== undefined) (out ??= {}).userProperties = p.userProperties;
   return out;
+}
+
+/** What one subscription makes of a message: its QoS downgraded to the granted one, its RETAIN flag per Retain As Published. */
+function deliveryOf(message: StoredMessage, granted: QoS, retainAsPublished: boolean): StoredDelivery {
+  return {
+    message,
+    // Section 3.8.4 (both versions): delivered at the lower of the published and the granted QoS.
+    qos: message.qos < granted ? message.qos : granted,
+    // [MQTT-3.3.1-12] (3.1.1: [MQTT-3.3.1-9]) RETAIN is cleared on forwarding unless Retain As Published.
+    retain: retainAsPublished ? message.retain : false,
+  };
 }
