@@ -94,7 +94,9 @@ export class Channel implements SessionOwner {
 
   readonly #core: BrokerCore;
   /** Output that is not a reply to an input (deliveries from other clients, takeover, shutdown). */
-  readonly #sink: { push(action: Action): void };
+  readonly #sink: { push(action: Action): void; readonly outputHeld?: boolean };
+  /** The current handle* call has emitted an 'await': what it emits after that is held. */
+  #awaiting = false;
   /** Actions collected by the current handle* call; undefined outside one, and then output goes to #sink. */
   #out: Action[] | undefined = undefined;
 
@@ -119,7 +121,11 @@ export class Channel implements SessionOwner {
   #publishBucket: TokenBucket | undefined = undefined;
 
   /** `sink` takes output not caused by a handle* call: a function, or an object with push (no closure needed). */
-  constructor(core: BrokerCore, info: ChannelInfo, sink: ((action: Action) => void) | { push(action: Action): void }) {
+  constructor(
+    core: BrokerCore,
+    info: ChannelInfo,
+    sink: ((action: Action) => void) | { push(action: Action): void; readonly outputHeld?: boolean },
+  ) {
     this.#core = core;
     this.info = info;
     this.#sink = typeof sink === 'function' ? { push: sink } : sink;
@@ -917,7 +923,10 @@ export class Channel implements SessionOwner {
     if (!this.#sendPublish(delivery, packetId, false, now)) return;
     const outgoing: StoredOutgoing = { packetId, state: 'publish', delivery };
     session.outgoing.set(packetId, outgoing);
-    this.#persist({ op: 'putOutgoing', clientId: session.clientId, outgoing });
+    // A PUBLISH that goes out now may be acknowledged before the store commits; one held behind a pending commit
+    // (ours or an earlier 'await' of this call) cannot, and waiting for its ack would only stall both.
+    const sentNow = !(this.#out !== undefined && this.#awaiting) && this.#sink.outputHeld !== true;
+    this.#persist({ op: 'putOutgoing', clientId: session.clientId, outgoing, sentNow });
   }
 
   /** Sends queued messages while the client's Receive Maximum allows. */
@@ -1040,7 +1049,10 @@ export class Channel implements SessionOwner {
   /** Puts an 'await' action before what follows when durable writes are still in flight. */
   #awaitCommit(): void {
     const commit = this.#core.takePending();
-    if (commit !== undefined) this.#emit({ type: 'await', promise: commit });
+    if (commit !== undefined) {
+      this.#emit({ type: 'await', promise: commit });
+      this.#awaiting = true;
+    }
   }
 
   /** Writes a change of this connection's session through to the store, unless the session is not stored at all. */
@@ -1053,6 +1065,7 @@ export class Channel implements SessionOwner {
 
   #begin(): void {
     this.#out = [];
+    this.#awaiting = false;
   }
 
   #end(): readonly Action[] {

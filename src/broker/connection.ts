@@ -417,6 +417,11 @@ export class Connection implements WheelEntry {
 
   // --- actions -----------------------------------------------------------------------------------------------
 
+  /** Output waits behind a pending store commit or hook: what is pushed now is not sent at once. */
+  get outputHeld(): boolean {
+    return this.#blocked;
+  }
+
   /** Output from the channel that is not a reply (deliveries, takeover): the Channel's sink. */
   push(action: Action): void {
     if (this.#blocked) (this.#queue ??= []).push(action);

@@ -108,6 +108,7 @@ export class BrokerCore {
     if (this.#pending.length === 0) return undefined;
     const all = this.#pending;
     this.#pending = [];
+    if (all.length === 1) return all[0];
     return Promise.all(all).then(() => undefined);
   }
 

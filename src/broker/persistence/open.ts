@@ -14,6 +14,8 @@ export type StorageOptions =
       path: string;
       durability: Durability;
       batchIntervalMs?: number;
+      /** How long a QoS 1 delivery's row waits for the subscriber's PUBACK before it is written (ms); default 5, 0 = never wait. */
+      ackWaitMs?: number;
       /** Period of the purge of expired sessions and messages (ms); default 60 s. */
       cleanupIntervalMs?: number;
     };
@@ -55,6 +57,7 @@ function openNow(options: StorageOptions, logger: Logger): Storage {
     durability: options.durability,
     logger,
     ...(options.batchIntervalMs === undefined ? {} : { batchIntervalMs: options.batchIntervalMs }),
+    ...(options.ackWaitMs === undefined ? {} : { ackWaitMs: options.ackWaitMs }),
     ...(options.cleanupIntervalMs === undefined ? {} : { cleanupIntervalMs: options.cleanupIntervalMs }),
   });
   let retained: SqliteRetainedStore;

@@ -40,6 +40,12 @@ export interface SqliteOptions {
   batchIntervalMs?: number;
   /** A batch this large is committed at the end of the turn even when batchIntervalMs has not passed. */
   maxBatchOps?: number;
+  /**
+   * batch/sync: how long the row of a QoS 1 delivery just sent to a connected subscriber waits for its PUBACK before
+   * it is written (default 5 ms; 0: written with the next commit like any other). Acknowledged in time, it is never
+   * written, and the publisher's PUBACK is released by the subscriber's, since the message has reached it.
+   */
+  ackWaitMs?: number;
   /** Period of the background purge of expired sessions, queued messages and retained messages (ms). */
   cleanupIntervalMs?: number;
   logger?: Logger;
@@ -62,6 +68,50 @@ class Batch {
       this.reject = reject;
     });
     this.promise.catch(() => {});
+  }
+}
+
+/**
+ * One put of a queue or outgoing row not yet executed, tracked so that a delete arriving before its commit can skip
+ * both. A deferred one (a QoS 1 delivery in flight to a connected subscriber) also waits up to ackWaitMs for the
+ * subscriber's PUBACK: acknowledged in time, it is never written and its promise settles then, since the message has
+ * reached the subscriber; otherwise it is written and its promise settles with that commit.
+ */
+export class PendingRow {
+  /** Superseded before it ran: the write is skipped. */
+  skip = false;
+  /** The write ran (the row may be in the file). */
+  ran = false;
+  /** The row did not exist in the file before this put, so a delete before it runs has nothing to remove. */
+  readonly fresh: boolean;
+  /** An earlier put of the same row, not run yet either. */
+  readonly previous: PendingRow | undefined;
+  /** Deferred rows: the write and when it is due (performance.now() ms). */
+  op: Op | undefined = undefined;
+  due = 0;
+  readonly promise: Promise<void> | undefined;
+  #resolve: (() => void) | undefined;
+  #reject: ((err: unknown) => void) | undefined;
+
+  constructor(fresh: boolean, previous: PendingRow | undefined, waited: boolean) {
+    this.fresh = fresh;
+    this.previous = previous;
+    if (waited) {
+      this.promise = new Promise<void>((resolve, reject) => {
+        this.#resolve = resolve;
+        this.#reject = reject;
+      });
+      this.promise.catch(() => {});
+    }
+  }
+
+  settle(err?: unknown): void {
+    const resolve = this.#resolve;
+    if (resolve === undefined) return;
+    const reject = this.#reject as (err: unknown) => void;
+    this.#resolve = this.#reject = undefined;
+    if (err === undefined) resolve();
+    else reject(err);
   }
 }
 
@@ -141,17 +191,20 @@ export class SqliteDatabase {
   readonly now: () => number;
   readonly #batchIntervalMs: number;
   readonly #maxBatchOps: number;
+  readonly #ackWaitMs: number;
   readonly #commit: (ops: Op[]) => void;
   #ops: Op[] = [];
   #batch: Batch | undefined;
+  /** Deferred rows not run yet, in due order (see PendingRow). */
+  #deferred: PendingRow[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the timer fires (performance.now() ms). */
+  #timerDue = 0;
   #immediate: ReturnType<typeof setImmediate> | undefined;
   #cleanupTimer: ReturnType<typeof setInterval> | undefined;
   #cleanups: Array<(now: number) => void> = [];
   #rollbacks: Array<() => void> = [];
   #closed = false;
-  /** Counts flushes: lets writers tell whether an op they queued is still waiting in the current batch. */
-  #generation = 0;
 
   constructor(options: SqliteOptions) {
     this.path = options.path;
@@ -160,6 +213,7 @@ export class SqliteDatabase {
     this.now = options.now ?? Date.now;
     this.#batchIntervalMs = options.batchIntervalMs ?? (this.durability === 'none' ? 20 : 0);
     this.#maxBatchOps = options.maxBatchOps ?? 10_000;
+    this.#ackWaitMs = options.ackWaitMs ?? 5;
     this.db = openFile(options.path, this.durability);
     this.#commit = this.db.transaction((ops: Op[]) => {
       for (let i = 0; i < ops.length; i++) (ops[i] as Op)();
@@ -175,11 +229,6 @@ export class SqliteDatabase {
     return this.#closed;
   }
 
-  /** Changes whenever the queued writes are taken for a commit. */
-  get generation(): number {
-    return this.#generation;
-  }
-
   /**
    * Queues one write. batch/sync: returns the promise of the transaction that will hold it (shared by the whole
    * batch). none: returns undefined; the write is committed in the background.
@@ -189,13 +238,47 @@ export class SqliteDatabase {
     if (this.#closed) return this.#afterClose();
     this.#ops.push(op);
     if (this.durability === 'none') {
-      this.#schedule();
+      this.#schedule(this.#batchIntervalMs);
       return undefined;
     }
     let batch = this.#batch;
     if (batch === undefined) batch = this.#batch = new Batch();
-    this.#schedule();
+    this.#schedule(this.#batchIntervalMs);
     return batch.promise;
+  }
+
+  /**
+   * Queues a write nobody waits on (a delete after an acknowledgement: lost in a crash, it only means a resend).
+   * It does not hurry the commit: it goes with the next batch.
+   */
+  writeLater(op: Op): void {
+    if (this.#closed) {
+      void this.#afterClose();
+      return;
+    }
+    this.#ops.push(op);
+    this.#schedule(Math.max(this.#ackWaitMs, this.#batchIntervalMs));
+  }
+
+  /** Whether writeDeferred may be used: batch/sync with an ackWaitMs above 0. */
+  get defers(): boolean {
+    return this.durability !== 'none' && this.#ackWaitMs > 0;
+  }
+
+  /**
+   * Queues a deferred row (see PendingRow): it runs with the first commit at least ackWaitMs from now, unless it is
+   * superseded first. batch/sync only.
+   */
+  writeDeferred(row: PendingRow, op: Op): void {
+    if (this.#closed) {
+      void this.#afterClose();
+      row.settle();
+      return;
+    }
+    row.op = op;
+    row.due = performance.now() + this.#ackWaitMs;
+    this.#deferred.push(row);
+    if (this.#timer === undefined && this.#immediate === undefined) this.#setTimer(row.due);
   }
 
   /**
@@ -209,7 +292,7 @@ export class SqliteDatabase {
     }
     if (this.durability === 'none') {
       this.#ops.push(op);
-      this.#schedule();
+      this.#schedule(this.#batchIntervalMs);
       return;
     }
     this.#commit([op]);
@@ -229,44 +312,75 @@ export class SqliteDatabase {
     return undefined;
   }
 
-  #schedule(): void {
+  /** Makes sure a commit happens within `ms` (0: at the end of this event-loop turn). */
+  #schedule(ms: number): void {
     if (this.#immediate !== undefined) return;
-    if (this.#batchIntervalMs === 0 || this.#ops.length >= this.#maxBatchOps) {
+    if (ms === 0 || this.#ops.length >= this.#maxBatchOps) {
+      if (this.#timer !== undefined) clearTimeout(this.#timer);
+      this.#timer = undefined;
       this.#immediate = setImmediate(this.#flush);
       return;
     }
-    if (this.#timer === undefined) this.#timer = setTimeout(this.#flush, this.#batchIntervalMs);
+    const due = performance.now() + ms;
+    if (this.#timer === undefined || due < this.#timerDue) this.#setTimer(due);
+  }
+
+  #setTimer(due: number): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timerDue = due;
+    this.#timer = setTimeout(this.#flush, Math.max(0, Math.ceil(due - performance.now())));
   }
 
   readonly #flush = (): void => {
-    this.flush();
+    this.#flushNow(false);
   };
 
-  /** Commits everything queued now; the batch's promise settles with the result. @returns the error, if any. */
+  /** Commits everything queued, deferred rows included; the batch's promise settles with the result. @returns the error, if any. */
   flush(): unknown {
+    return this.#flushNow(true);
+  }
+
+  /** @param all also deferred rows not due yet (close, explicit flush). */
+  #flushNow(all: boolean): unknown {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     if (this.#immediate !== undefined) clearImmediate(this.#immediate);
     this.#timer = undefined;
     this.#immediate = undefined;
-    const ops = this.#ops;
+    let ops = this.#ops;
     const batch = this.#batch;
     this.#ops = [];
     this.#batch = undefined;
-    this.#generation++;
-    if (ops.length === 0) {
-      batch?.resolve();
-      return undefined;
+    // Deferred rows that are due run first (they were queued before most of ops; rows of the same key never meet
+    // here, since a later write of a key supersedes the pending one). The others wait for a later commit.
+    let due: PendingRow[] | undefined;
+    const deferred = this.#deferred;
+    if (deferred.length > 0) {
+      const now = all ? Infinity : performance.now();
+      let kept = 0;
+      for (let i = 0; i < deferred.length; i++) {
+        const row = deferred[i] as PendingRow;
+        if (row.skip) continue;
+        if (row.due <= now) (due ??= []).push(row);
+        else deferred[kept++] = row;
+      }
+      deferred.length = kept;
+      if (due !== undefined) ops = due.map((r) => r.op as Op).concat(ops);
     }
-    try {
-      this.#commit(ops);
-    } catch (err) {
-      this.logger.error({ err, path: this.path, writes: ops.length }, 'storage commit failed');
-      for (const fn of this.#rollbacks) fn();
-      batch?.reject(err);
-      return err;
+    let failure: unknown;
+    if (ops.length > 0) {
+      try {
+        this.#commit(ops);
+      } catch (err) {
+        this.logger.error({ err, path: this.path, writes: ops.length }, 'storage commit failed');
+        for (const fn of this.#rollbacks) fn();
+        failure = err;
+      }
     }
-    batch?.resolve();
-    return undefined;
+    if (failure === undefined) batch?.resolve();
+    else batch?.reject(failure);
+    if (due !== undefined) for (let i = 0; i < due.length; i++) (due[i] as PendingRow).settle(failure);
+    if (deferred.length > 0) this.#setTimer((deferred[0] as PendingRow).due);
+    return failure;
   }
 
   /** Registers a function that resynchronizes caches with the file after a transaction rolled back. */
@@ -283,7 +397,7 @@ export class SqliteDatabase {
   cleanup(): void {
     if (this.#closed) return;
     const now = this.now();
-    for (const fn of this.#cleanups) this.write(() => fn(now));
+    for (const fn of this.#cleanups) this.writeLater(() => fn(now));
   }
 
   /** Commits what is queued and closes the file. Idempotent. */
@@ -358,6 +472,35 @@ function rowDelivery(r: DeliveryColumns): StoredDelivery {
   return d;
 }
 
+/** Rows of one session whose puts have not run yet, and how its deferred rows fared. */
+interface ClientRows {
+  /** Outgoing rows by packet id. */
+  out: Map<number, PendingRow>;
+  /** Queued rows by seq. */
+  queue: Map<number, PendingRow>;
+  /** Deferred rows written since the last one its acknowledgement beat. */
+  misses: number;
+  probes: number;
+}
+
+/** After this many deferred rows in a row that had to be written, a client's rows are no longer deferred... */
+const MAX_MISSES = 4;
+/** ...except one in this many, to find out when it acknowledges quickly again. */
+const PROBE_EVERY = 64;
+
+/** Skips a put and the earlier puts of the same row. @returns whether the row may be in the file already. */
+function skipAll(newest: PendingRow): boolean {
+  let written = false;
+  let fresh = false;
+  for (let row: PendingRow | undefined = newest; row !== undefined; row = row.previous) {
+    if (row.ran) written = true;
+    row.skip = true;
+    row.settle();
+    fresh = row.fresh;
+  }
+  return written || !fresh;
+}
+
 const DELIVERY_COLS =
   'topic, payload, msg_qos, msg_retain, origin, expires_at, properties, qos, retain, sub_ids, share_filter';
 
@@ -374,9 +517,8 @@ export class SqliteStore implements Store {
    * skipped without a lookup in SQL.
    */
   #known = new Set<string>();
-  /** Inserts still waiting in the current batch (generation #pendingGen), by row key. */
-  readonly #pendingInserts = new Map<string, { skip: boolean }>();
-  #pendingGen = -1;
+  /** Puts not run yet, per session and row key (outgoing: packet id, queue: seq): the newest put of each row. */
+  readonly #pending = new Map<string, ClientRows>();
 
   constructor(database: SqliteDatabase) {
     this.database = database;
@@ -490,6 +632,13 @@ export class SqliteStore implements Store {
   }
 
   deleteSession(clientId: string): Promise<void> | undefined {
+    // Rows of the session not written yet never will be; whoever waits for them is released (no one is owed them).
+    const pending = this.#pending.get(clientId);
+    if (pending !== undefined) {
+      this.#pending.delete(clientId);
+      for (const row of pending.out.values()) skipAll(row);
+      for (const row of pending.queue.values()) skipAll(row);
+    }
     return this.database.write(() => this.#deleteSessionNow(clientId));
   }
 
@@ -522,60 +671,96 @@ export class SqliteStore implements Store {
     return this.database.write(() => this.#s.delSubscription.run(clientId, topicFilter));
   }
 
-  /**
-   * A row written and removed again before its batch was committed (a message queued and drained, or sent and
-   * acknowledged, within one batch) never reaches the file: the insert is skipped, the delete still runs.
-   */
-  #superseded(key: string): void {
-    if (this.#pendingGen !== this.database.generation) return;
-    const op = this.#pendingInserts.get(key);
-    if (op === undefined) return;
-    op.skip = true;
-    this.#pendingInserts.delete(key);
+  #pendingOf(clientId: string): ClientRows {
+    let p = this.#pending.get(clientId);
+    if (p === undefined) {
+      p = { out: new Map(), queue: new Map(), misses: 0, probes: 0 };
+      this.#pending.set(clientId, p);
+    }
+    return p;
   }
 
-  #trackInsert(key: string, op: { skip: boolean }): void {
-    if (this.#pendingGen !== this.database.generation) {
-      this.#pendingInserts.clear();
-      this.#pendingGen = this.database.generation;
-    }
-    this.#pendingInserts.set(key, op);
+  /**
+   * A row put and removed again before the put ran (a message queued and drained, or sent and acknowledged, before
+   * the commit) never reaches the file: its puts are skipped, and so is the delete unless the row was in the file
+   * before. A deferred row's waiter is released now: the subscriber has the message.
+   * @returns whether the delete must still run.
+   */
+  #superseded(rows: Map<number, PendingRow> | undefined, key: number): boolean {
+    const row = rows?.get(key);
+    if (row === undefined) return true;
+    (rows as Map<number, PendingRow>).delete(key);
+    return skipAll(row);
+  }
+
+  #track(rows: Map<number, PendingRow>, key: number, fresh: boolean, waited: boolean): PendingRow {
+    const row = new PendingRow(fresh, rows.get(key), waited);
+    rows.set(key, row);
+    return row;
   }
 
   enqueue(clientId: string, seq: number, delivery: StoredDelivery): Promise<void> | undefined {
-    const row = deliveryRow(delivery);
-    const mark = { skip: false };
-    const p = this.database.write(() => {
-      if (!mark.skip && this.#known.has(clientId)) this.#s.enqueue.run(clientId, seq, ...row);
+    // seq only grows: the row is new. Its waiter needs the commit (a dequeue moves the message, it does not
+    // deliver it), so it is an ordinary write.
+    const rows = this.#pendingOf(clientId).queue;
+    const row = this.#track(rows, seq, true, false);
+    return this.database.write(() => {
+      if (row.skip) return;
+      row.ran = true;
+      if (rows.get(seq) === row) rows.delete(seq);
+      if (this.#known.has(clientId)) this.#s.enqueue.run(clientId, seq, ...deliveryRow(delivery));
     });
-    this.#trackInsert(`q\0${clientId}\0${seq}`, mark);
-    return p;
   }
 
-  dequeue(clientId: string, seq: number): Promise<void> | undefined {
-    this.#superseded(`q\0${clientId}\0${seq}`);
-    return this.database.write(() => this.#s.dequeue.run(clientId, seq));
+  dequeue(clientId: string, seq: number): undefined {
+    if (this.#superseded(this.#pending.get(clientId)?.queue, seq)) {
+      this.database.writeLater(() => this.#s.dequeue.run(clientId, seq));
+    }
+    return undefined;
   }
 
-  putOutgoing(clientId: string, outgoing: StoredOutgoing): Promise<void> | undefined {
-    const row = deliveryRow(outgoing.delivery);
+  putOutgoing(clientId: string, outgoing: StoredOutgoing, sentNow = false): Promise<void> | undefined {
     const state = outgoing.state === 'pubrel' ? 1 : 0;
     const packetId = outgoing.packetId;
-    const mark = { skip: false };
-    const p = this.database.write(() => {
-      // The ord is spent even when the row exists (the upsert keeps the old one): only its order matters.
-      if (!mark.skip && this.#known.has(clientId)) {
-        this.#s.putOutgoing.run(clientId, packetId, this.#nextOrd++, state, ...row);
-      }
-    });
-    // A put that updates a row put earlier in this batch keeps that one too: the first insert fixes the order.
-    this.#trackInsert(`o\0${clientId}\0${packetId}`, mark);
-    return p;
+    const delivery = outgoing.delivery;
+    // Taken now, not when the write runs: a deferred row runs late but keeps its place in the resend order. An
+    // update keeps the row's first ord.
+    const ord = this.#nextOrd++;
+    const pending = this.#pendingOf(clientId);
+    const rows = pending.out;
+    // The channel puts state 'publish' only for a packet id it has just allocated: the row is new.
+    const fresh = state === 0;
+    // QoS 1 to a connected client: the PUBACK usually comes back within ackWaitMs, and then the row is never
+    // written. QoS 2 is not deferred: a PUBLISH sent again under a new packet id after a restart would be a second
+    // delivery. A client that keeps missing the wait (far away, or slow) would only delay its publishers' acks:
+    // its rows are written at once, with one in PROBE_EVERY deferred to notice when it is quick again.
+    let deferred = sentNow && fresh && delivery.qos === 1 && this.database.defers;
+    if (deferred && pending.misses >= MAX_MISSES) deferred = ++pending.probes % PROBE_EVERY === 0;
+    const row = this.#track(rows, packetId, fresh, deferred);
+    const op = (): void => {
+      if (row.skip) return;
+      row.ran = true;
+      if (deferred) pending.misses++;
+      if (rows.get(packetId) === row) rows.delete(packetId);
+      if (this.#known.has(clientId)) this.#s.putOutgoing.run(clientId, packetId, ord, state, ...deliveryRow(delivery));
+    };
+    if (deferred) {
+      this.database.writeDeferred(row, op);
+      return row.promise;
+    }
+    return this.database.write(op);
   }
 
-  deleteOutgoing(clientId: string, packetId: number): Promise<void> | undefined {
-    this.#superseded(`o\0${clientId}\0${packetId}`);
-    return this.database.write(() => this.#s.delOutgoing.run(clientId, packetId));
+  deleteOutgoing(clientId: string, packetId: number): undefined {
+    // Nobody waits: a delete lost in a crash means a resend (QoS 1) or a PUBREL answered again (QoS 2).
+    const pending = this.#pending.get(clientId);
+    const row = pending?.out.get(packetId);
+    // An acknowledgement that beat its deferred row: deferring pays off for this client.
+    if (row?.op !== undefined && !row.ran) (pending as ClientRows).misses = 0;
+    if (this.#superseded(pending?.out, packetId)) {
+      this.database.writeLater(() => this.#s.delOutgoing.run(clientId, packetId));
+    }
+    return undefined;
   }
 
   putIncomingQoS2(clientId: string, packetId: number): Promise<void> | undefined {

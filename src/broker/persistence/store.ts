@@ -98,8 +98,12 @@ export interface MessageStore {
   enqueue(clientId: string, seq: number, delivery: StoredDelivery): MaybePromise<void>;
   /** Removes a queued message (sent, expired or dropped). */
   dequeue(clientId: string, seq: number): MaybePromise<void>;
-  /** Creates or updates an outgoing message; an update keeps its position in the order. */
-  putOutgoing(clientId: string, outgoing: StoredOutgoing): MaybePromise<void>;
+  /**
+   * Creates or updates an outgoing message; an update keeps its position in the order. `sentNow`: the PUBLISH goes
+   * to the connected client at once (not held behind other output), so its acknowledgement may come back soon and a
+   * store may wait briefly for it before writing (a promise it returns may then settle at that acknowledgement).
+   */
+  putOutgoing(clientId: string, outgoing: StoredOutgoing, sentNow?: boolean): MaybePromise<void>;
   deleteOutgoing(clientId: string, packetId: number): MaybePromise<void>;
   putIncomingQoS2(clientId: string, packetId: number): MaybePromise<void>;
   deleteIncomingQoS2(clientId: string, packetId: number): MaybePromise<void>;
@@ -119,7 +123,7 @@ export type StoreOp =
   | { op: 'deleteSubscription'; clientId: string; topicFilter: string }
   | { op: 'enqueue'; clientId: string; seq: number; delivery: StoredDelivery }
   | { op: 'dequeue'; clientId: string; seq: number }
-  | { op: 'putOutgoing'; clientId: string; outgoing: StoredOutgoing }
+  | { op: 'putOutgoing'; clientId: string; outgoing: StoredOutgoing; sentNow?: boolean }
   | { op: 'deleteOutgoing'; clientId: string; packetId: number }
   | { op: 'putIncomingQoS2'; clientId: string; packetId: number }
   | { op: 'deleteIncomingQoS2'; clientId: string; packetId: number };
@@ -140,7 +144,7 @@ export function applyStoreOp(store: Store, o: StoreOp): MaybePromise<void> {
     case 'dequeue':
       return store.dequeue(o.clientId, o.seq);
     case 'putOutgoing':
-      return store.putOutgoing(o.clientId, o.outgoing);
+      return store.putOutgoing(o.clientId, o.outgoing, o.sentNow);
     case 'deleteOutgoing':
       return store.deleteOutgoing(o.clientId, o.packetId);
     case 'putIncomingQoS2':

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DisconnectPacket, PubackPacket, PublishPacket } from '../../../src/protocol/index.js';
+import type { Store } from '../../../src/broker/persistence/store.js';
 import { GatedStore, setup } from './harness.js';
 
 test('QoS 0/1/2 routing with downgrade to the granted QoS [MQTT-3.8.4-8]', () => {
@@ -311,6 +312,41 @@ test('ack only after commit: with an asynchronous store the PUBACK follows an aw
   const before = p.actions.length;
   p.publish('t', 'y', 0);
   assert.equal(p.actions.length, before);
+});
+
+test('a QoS 1 delivery is put as sent now only when nothing holds the subscriber\'s output back', async () => {
+  class Recording extends GatedStore {
+    readonly sentNow: Array<[string, boolean | undefined]> = [];
+    override putOutgoing(...a: Parameters<Store['putOutgoing']>): Promise<void> | undefined {
+      this.sentNow.push([a[0], a[2]]);
+      return super.putOutgoing(...a);
+    }
+  }
+  const store = new Recording();
+  const { client } = setup({ store });
+  const durable = { cleanStart: false, properties: { sessionExpiryInterval: 60 } };
+  const free = client(5);
+  free.connect({ clientId: 'free', ...durable });
+  free.subscribe('t', 1);
+  const held = client(5);
+  held.connect({ clientId: 'held', ...durable });
+  held.subscribe('t', 1);
+  held.held = true;
+  const gone = client(5);
+  gone.connect({ clientId: 'gone', ...durable });
+  gone.subscribe('t', 1);
+  gone.drop();
+  const p = client(5);
+  p.connect({ clientId: 'p' });
+  p.publish('t', 'x', 1);
+  assert.deepEqual(store.sentNow.sort(), [['free', true], ['held', false]]);
+  // 'gone' reconnects while its session write is pending: the queued message goes out behind that commit.
+  store.sentNow.length = 0;
+  store.gate = new Promise<void>((r) => (store.release = r));
+  const back = client(5);
+  back.connect({ clientId: 'gone', ...durable });
+  assert.deepEqual(store.sentNow, [['gone', false]]);
+  store.release();
 });
 
 test('QoS 0 to a v3 subscriber carries no properties; PUBACK to v3 has no reason code', () => {

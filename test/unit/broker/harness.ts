@@ -75,13 +75,24 @@ export class TestClient {
   readonly channel: Channel;
   readonly actions: Action[] = [];
   readonly version: ProtocolVersion;
+  /** What the channel's sink reports as outputHeld: the connection's output waits behind a pending commit. */
+  held = false;
   readonly #clock: FakeClock;
   #read = 0;
 
   constructor(core: BrokerCore, clock: FakeClock, version: ProtocolVersion) {
     this.version = version;
     this.#clock = clock;
-    this.channel = new Channel(core, { listener: 'test' }, (a) => this.actions.push(a));
+    const sink = {
+      push: (a: Action): void => {
+        this.actions.push(a);
+      },
+      get outputHeld(): boolean {
+        return client.held;
+      },
+    };
+    const client = this as TestClient;
+    this.channel = new Channel(core, { listener: 'test' }, sink);
   }
 
   /** Feeds a packet; an 'authenticate' action is answered with success at once, like the allow-all hook. */
@@ -199,7 +210,7 @@ export class GatedStore implements Store {
     return this.#r();
   }
   putOutgoing(...a: Parameters<Store['putOutgoing']>): Promise<void> | undefined {
-    this.inner.putOutgoing(...a);
+    this.inner.putOutgoing(a[0], a[1]);
     return this.#r();
   }
   deleteOutgoing(...a: Parameters<Store['deleteOutgoing']>): Promise<void> | undefined {

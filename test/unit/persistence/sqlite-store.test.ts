@@ -3,11 +3,23 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { decodeProperties, encodeProperties } from '../../../src/broker/persistence/sqlite-store.js';
+import type { StoredDelivery } from '../../../src/broker/persistence/store.js';
 import { delivery } from './store-conformance.js';
 import { openSqlite, tempDir } from './helpers.js';
 
 const count = (o: ReturnType<typeof openSqlite>, table: string): number =>
   (o.database.db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** Rows changed by the connection so far (inserts, updates and deletes that ran). */
+const changes = (o: ReturnType<typeof openSqlite>): number =>
+  (o.database.db.prepare('SELECT total_changes() AS n').get() as { n: number }).n;
+/** A delivery at `qos` (published and delivered). */
+const dq = (topic: string, payload: string, qos: 0 | 1 | 2): StoredDelivery => {
+  const d = delivery(topic, payload, { qos });
+  d.message = { ...d.message, qos };
+  return d;
+};
+const session = { clientId: 'c', protocolVersion: 5 as const, sessionExpiryInterval: 10 };
 
 test('batch: writes of one turn share one commit; nothing is committed before its promise settles', async (t) => {
   const o = openSqlite(t, { path: join(tempDir(t), 'a.db'), durability: 'batch' });
@@ -21,9 +33,10 @@ test('batch: writes of one turn share one commit; nothing is committed before it
   await p2;
   assert.equal(count(o, 'sessions'), 1);
   assert.equal(count(o, 'queue'), 1);
-  const p3 = o.store.dequeue('c', 1);
-  assert.notEqual(p3, p1, 'a new batch after the commit');
-  await p3;
+  // Nobody waits for a dequeue (lost in a crash, it means a resend): it goes with the next commit.
+  assert.equal(o.store.dequeue('c', 1), undefined);
+  assert.equal(count(o, 'queue'), 1);
+  await sleep(30);
   assert.equal(count(o, 'queue'), 0);
 });
 
@@ -58,23 +71,145 @@ test('none: methods return synchronously; the background commit and close() writ
   assert.equal(s?.queue.length, 1);
 });
 
-test('a row inserted and removed within one batch never reaches the file; across batches it does', async (t) => {
+test('a row put and removed before its put ran never reaches the file, nor does its delete; across commits both run', async (t) => {
   const o = openSqlite(t, { path: join(tempDir(t), 'a.db'), durability: 'batch' });
-  await o.store.putSession({ clientId: 'c', protocolVersion: 5, sessionExpiryInterval: 10 });
-  const changes = (): number => (o.database.db.prepare('SELECT total_changes() AS n').get() as { n: number }).n;
-  const before = changes();
-  o.store.enqueue('c', 1, delivery('t', 'x'));
+  await o.store.putSession(session);
+  const before = changes(o);
+  const p = o.store.enqueue('c', 1, delivery('t', 'x'));
   o.store.putOutgoing('c', { packetId: 1, state: 'publish', delivery: delivery('t', 'x') });
   o.store.putOutgoing('c', { packetId: 1, state: 'pubrel', delivery: delivery('t', 'x') });
   o.store.dequeue('c', 1);
-  await o.store.deleteOutgoing('c', 1);
-  // Only the first outgoing insert ran (the update superseding it was skipped), then its delete.
-  assert.equal(changes() - before, 2);
-  const mid = changes();
+  o.store.deleteOutgoing('c', 1);
+  await p;
+  await sleep(30);
+  assert.equal(changes(o) - before, 0, 'no insert, update or delete reached SQLite');
+  const mid = changes(o);
   await o.store.putOutgoing('c', { packetId: 2, state: 'publish', delivery: delivery('t', 'y') });
-  await o.store.deleteOutgoing('c', 2);
-  assert.equal(changes() - mid, 2, 'insert and delete in separate commits both run');
+  assert.equal(count(o, 'outgoing'), 1);
+  o.store.deleteOutgoing('c', 2);
+  await sleep(30);
+  assert.equal(changes(o) - mid, 2, 'insert and delete in separate commits both run');
   assert.equal(count(o, 'outgoing') + count(o, 'queue'), 0);
+});
+
+test('an update of a row already in the file, then its delete, removes the row (the delete is not skipped)', async (t) => {
+  const o = openSqlite(t, { path: join(tempDir(t), 'a.db'), durability: 'batch' });
+  await o.store.putSession(session);
+  await o.store.putOutgoing('c', { packetId: 7, state: 'publish', delivery: dq('t', 'x', 2) });
+  o.store.putOutgoing('c', { packetId: 7, state: 'pubrel', delivery: dq('t', 'x', 2) });
+  o.store.deleteOutgoing('c', 7);
+  await sleep(30);
+  assert.equal(count(o, 'outgoing'), 0);
+});
+
+test('QoS 1 sent now: the row waits ackWaitMs for its PUBACK; acknowledged in time it is never written and its waiter is released at once', async (t) => {
+  const o = openSqlite(t, { path: join(tempDir(t), 'a.db'), durability: 'batch', ackWaitMs: 50 });
+  await o.store.putSession(session);
+  const before = changes(o);
+  const p = o.store.putOutgoing('c', { packetId: 1, state: 'publish', delivery: delivery('t', 'x') }, true);
+  assert.ok(p instanceof Promise);
+  let settled = false;
+  void p.then(() => (settled = true));
+  // Another write's commit at the end of this turn does not take the deferred row along.
+  await o.store.putSubscription('c', { topicFilter: 'a', qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 });
+  assert.equal(settled, false, 'still waiting for the PUBACK or ackWaitMs');
+  assert.equal(count(o, 'outgoing'), 0);
+  o.store.deleteOutgoing('c', 1);
+  await p;
+  await sleep(80);
+  assert.equal(count(o, 'outgoing'), 0);
+  assert.equal(changes(o) - before, 1, 'only the subscription was written');
+});
+
+test('QoS 1 sent now, not acknowledged within ackWaitMs: written, and its waiter settles only with that commit', async (t) => {
+  const path = join(tempDir(t), 'a.db');
+  const o = openSqlite(t, { path, durability: 'batch', ackWaitMs: 40 });
+  await o.store.putSession(session);
+  const started = performance.now();
+  const p = o.store.putOutgoing('c', { packetId: 1, state: 'publish', delivery: delivery('t', 'x') }, true);
+  await p;
+  assert.ok(performance.now() - started >= 35, 'waited for the acknowledgement first');
+  assert.equal(count(o, 'outgoing'), 1, 'committed when the waiter was released');
+  o.store.close();
+  const again = openSqlite(t, { path, durability: 'batch' });
+  assert.deepEqual(again.store.loadSessions()[0]?.outgoing.map((x) => x.packetId), [1]);
+});
+
+test('[MQTT-4.6.0-1] a deferred row written late keeps its place in the resend order', async (t) => {
+  const path = join(tempDir(t), 'a.db');
+  const o = openSqlite(t, { path, durability: 'batch', ackWaitMs: 30 });
+  await o.store.putSession(session);
+  const first = o.store.putOutgoing('c', { packetId: 9, state: 'publish', delivery: delivery('t', 'first') }, true);
+  // Not deferred (QoS 2): committed at the end of this turn, before the first one.
+  await o.store.putOutgoing('c', { packetId: 3, state: 'publish', delivery: dq('t', 'second', 2) }, true);
+  assert.equal(count(o, 'outgoing'), 1);
+  await first;
+  o.store.close();
+  const again = openSqlite(t, { path, durability: 'batch' });
+  assert.deepEqual(
+    again.store.loadSessions()[0]?.outgoing.map((x) => x.delivery.message.payload.toString()),
+    ['first', 'second'],
+  );
+});
+
+test('rows are not deferred when not sent now, with QoS 2, with ackWaitMs 0, or with durability none', async (t) => {
+  const cases: Array<[string, Parameters<typeof openSqlite>[1], 0 | 1 | 2, boolean]> = [
+    ['held behind other output', { path: '', durability: 'batch', ackWaitMs: 60_000 }, 1, false],
+    ['QoS 2', { path: '', durability: 'batch', ackWaitMs: 60_000 }, 2, true],
+    ['ackWaitMs 0', { path: '', durability: 'batch', ackWaitMs: 0 }, 1, true],
+  ];
+  for (const [name, options, qos, sentNow] of cases) {
+    const o = openSqlite(t, { ...options, path: join(tempDir(t), 'a.db') });
+    await o.store.putSession(session);
+    await o.store.putOutgoing('c', { packetId: 1, state: 'publish', delivery: dq('t', 'x', qos) }, sentNow);
+    assert.equal(count(o, 'outgoing'), 1, `${name}: committed at the end of the turn`);
+  }
+  const none = openSqlite(t, { path: join(tempDir(t), 'a.db'), durability: 'none' });
+  none.store.putSession(session);
+  assert.equal(none.store.putOutgoing('c', { packetId: 1, state: 'publish', delivery: delivery('t', 'x') }, true), undefined);
+});
+
+test('deleting a session drops its deferred rows and releases their waiters', async (t) => {
+  const o = openSqlite(t, { path: join(tempDir(t), 'a.db'), durability: 'batch', ackWaitMs: 60_000 });
+  await o.store.putSession(session);
+  const p = o.store.putOutgoing('c', { packetId: 1, state: 'publish', delivery: delivery('t', 'x') }, true);
+  await o.store.deleteSession('c');
+  await p;
+  await o.store.putSession(session);
+  o.database.flush();
+  assert.equal(count(o, 'outgoing'), 0, 'the old session\'s row did not land in the new one');
+});
+
+test('a client whose PUBACKs keep missing the wait gets its rows written at once, and is probed again', async (t) => {
+  const o = openSqlite(t, { path: join(tempDir(t), 'a.db'), durability: 'batch', ackWaitMs: 60_000 });
+  await o.store.putSession(session);
+  let id = 0;
+  const put = (): Promise<void> | undefined =>
+    o.store.putOutgoing('c', { packetId: ++id, state: 'publish', delivery: delivery('t', 'x') }, true);
+  // Deferred: still waiting after a few ms (ackWaitMs is a minute); not deferred: committed at the end of the turn.
+  const deferred = async (p: Promise<void> | undefined): Promise<boolean> => {
+    let done = false;
+    void p?.then(() => (done = true));
+    await sleep(5);
+    return !done;
+  };
+  for (let i = 0; i < 4; i++) {
+    const p = put();
+    assert.equal(await deferred(p), true, `put ${id} is deferred`);
+    o.database.flush(); // as if ackWaitMs had passed: the row is written, a miss
+    await p;
+  }
+  let probe = 0;
+  for (let i = 1; i <= 64 && probe === 0; i++) {
+    const p = put();
+    if (await deferred(p)) {
+      probe = i;
+      o.store.deleteOutgoing('c', id); // acknowledged in time
+      await p;
+    }
+  }
+  assert.equal(probe, 64, 'after four misses only one put in 64 is deferred');
+  assert.equal(await deferred(put()), true, 'an acknowledged probe makes the client deferred again');
 });
 
 test('a failed commit rejects the promise of every write in the batch and is logged', async (t) => {
