@@ -10,7 +10,15 @@ import type { Logger } from '../shared/logger.js';
 import type { Authenticator, Authorizer, EnhancedAuthenticator } from './auth/auth.js';
 import type { MqttLimitsConfig } from './config.js';
 import { LimitCounter } from './limits.js';
-import { applyStoreOp, type Store, type StoredDelivery, type StoredMessage, type StoredSubscription, type StoreOp } from './persistence/store.js';
+import {
+  applyStoreOp,
+  type Store,
+  type StoredDelivery,
+  type StoredMessage,
+  type StoredSubscription,
+  type StoredWill,
+  type StoreOp,
+} from './persistence/store.js';
 import { SubscriptionTree, type RetainedStore, type ShareGroup } from './router/index.js';
 import { SESSION_NEVER_EXPIRES, Session, type SessionOwner } from './session.js';
 
@@ -139,6 +147,14 @@ export class BrokerCore {
       this.sessions.set(session.clientId, session);
       const since = s.record.disconnectedAt ?? now;
       this.#scheduleExpiry(session, Math.max(0, session.expiryInterval * 1000 - (now - since)));
+      if (s.will !== undefined) {
+        // The username is not stored with the session: the will's is the last connection's.
+        session.username = s.will.username;
+        // [MQTT-3.1.3-9] the rest of the delay, counting the downtime (at once when it ran out meanwhile); the
+        // expiry timer above ends the session and sends the will earlier when the session ends first. Timers, not
+        // a publish here: every stored session is in the tree before a will is routed.
+        this.#deferWill(session, willOf(s.will), Math.max(0, s.will.dueAt - now));
+      }
     }
   }
 
@@ -202,9 +218,11 @@ export class BrokerCore {
       session.expiryTimer = undefined;
       const pending = session.pendingWill;
       if (pending !== undefined) {
-        // [MQTT-3.1.3-9] a new connection before the Will Delay Interval passed: the will is not sent.
+        // [MQTT-3.1.3-9] a new connection before the Will Delay Interval passed: the will is not sent, and
+        // [MQTT-3.1.2-10] leaves the stored session (committed before CONNACK, with the putSession below).
         if (pending.timer !== undefined) this.clock.clearTimeout(pending.timer);
         session.pendingWill = undefined;
+        if (session.durable) this.persist({ op: 'deleteWill', clientId: p.clientId });
       }
     }
     session.owner = owner;
@@ -231,14 +249,11 @@ export class BrokerCore {
       const delay = session.protocolVersion === 5 ? (will.properties?.willDelayInterval ?? 0) : 0;
       if (delay > 0 && session.expiryInterval > 0) {
         // [MQTT-3.1.3-9] the will waits for its delay or the end of the session, whichever comes first.
-        const pending: { will: Will; timer: ReturnType<Clock['setTimeout']> | undefined } = { will, timer: undefined };
-        pending.timer = this.clock.setTimeout(() => {
-          if (session.pendingWill !== pending) return;
-          session.pendingWill = undefined;
-          this.publishWill(session.clientId, will, this.clock.now(), session.username);
-        }, delay * 1000);
-        pending.timer.unref?.();
-        session.pendingWill = pending;
+        this.#deferWill(session, will, delay * 1000);
+        // Stored with the session, so that a broker restart within the delay neither loses it nor sends it early.
+        if (session.durable) {
+          this.persist({ op: 'putWill', clientId: session.clientId, will: storedWill(will, now + delay * 1000, session.username) });
+        }
       } else {
         // [MQTT-3.1.2-8] published when the connection closes without DISCONNECT 0x00.
         this.publishWill(session.clientId, will, now, session.username);
@@ -267,15 +282,39 @@ export class BrokerCore {
   #scheduleExpiry(session: Session, ms: number): void {
     if (session.expiryInterval === SESSION_NEVER_EXPIRES) return;
     // setTimeout's limit is 2^31-1 ms (~24.8 days); longer expiries re-arm.
-    const MAX = 2_147_483_647;
-    const step = Math.min(ms, MAX);
+    const step = Math.min(ms, MAX_TIMER_MS);
     session.expiryTimer = this.clock.setTimeout(() => {
       session.expiryTimer = undefined;
       if (session.owner !== undefined) return;
-      if (ms > MAX) this.#scheduleExpiry(session, ms - MAX);
+      if (ms > MAX_TIMER_MS) this.#scheduleExpiry(session, ms - MAX_TIMER_MS);
       else this.endSession(session, this.clock.now());
     }, step);
     session.expiryTimer.unref?.();
+  }
+
+  /**
+   * Holds `will` for `ms` as the session's pending will; endSession() sends it earlier, a reconnect cancels it.
+   * Delays beyond setTimeout's limit re-arm (a Will Delay Interval may be up to 2^32-1 s).
+   */
+  #deferWill(session: Session, will: Will, ms: number): void {
+    const pending: NonNullable<Session['pendingWill']> = { will, timer: undefined };
+    const arm = (left: number): void => {
+      pending.timer = this.clock.setTimeout(() => {
+        if (session.pendingWill !== pending) return;
+        if (left > MAX_TIMER_MS) {
+          arm(left - MAX_TIMER_MS);
+          return;
+        }
+        session.pendingWill = undefined;
+        // [MQTT-3.1.2-10] removed from the stored session once published.
+        if (session.durable) this.persist({ op: 'deleteWill', clientId: session.clientId });
+        this.publishWill(session.clientId, will, this.clock.now(), session.username);
+        this.discardPending();
+      }, Math.min(left, MAX_TIMER_MS));
+      pending.timer.unref?.();
+    };
+    arm(ms);
+    session.pendingWill = pending;
   }
 
   /** Ends a session: its pending will goes out now, unacknowledged shared-subscription messages go to another member. */
@@ -285,6 +324,7 @@ export class BrokerCore {
     if (session.expiryTimer !== undefined) this.clock.clearTimeout(session.expiryTimer);
     session.expiryTimer = undefined;
     this.tree.removeClient(session.clientId);
+    // Deleting the stored session deletes its stored will too.
     if (session.durable) this.persist({ op: 'deleteSession', clientId: session.clientId });
     const pending = session.pendingWill;
     if (pending !== undefined) {
@@ -505,6 +545,23 @@ export class BrokerCore {
     const now = this.clock.now();
     for (const s of [...this.sessions.values()]) s.owner?.disconnect(reasonCode, now);
   }
+}
+
+/** setTimeout's longest delay (2^31-1 ms, ~24.8 days); longer ones fire at once, so timers re-arm in steps. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** A will as stored while it waits for its delay. */
+function storedWill(will: Will, dueAt: number, username: string | undefined): StoredWill {
+  const out: StoredWill = { topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain, dueAt };
+  if (will.properties !== undefined) out.properties = will.properties;
+  if (username !== undefined) out.username = username;
+  return out;
+}
+
+function willOf(stored: StoredWill): Will {
+  const will: Will = { topic: stored.topic, payload: stored.payload, qos: stored.qos, retain: stored.retain };
+  if (stored.properties !== undefined) will.properties = stored.properties;
+  return will;
 }
 
 /** What a queued message counts against maximumQueuedBytes: its payload and topic. */

@@ -9,6 +9,7 @@ import type {
   StoredDelivery,
   StoredOutgoing,
   StoredSubscription,
+  StoredWill,
 } from './store.js';
 
 interface Entry {
@@ -17,6 +18,7 @@ interface Entry {
   queue: Map<number, StoredDelivery>;
   outgoing: Map<number, StoredOutgoing>;
   incomingQoS2: Set<number>;
+  will: StoredWill | undefined;
 }
 
 export class MemoryStore implements Store {
@@ -29,13 +31,15 @@ export class MemoryStore implements Store {
   loadSessions(): PersistedSession[] {
     const out: PersistedSession[] = [];
     for (const e of this.#sessions.values()) {
-      out.push({
+      const s: PersistedSession = {
         record: { ...e.record },
-        subscriptions: [...e.subscriptions.values()].map((s) => ({ ...s })),
+        subscriptions: [...e.subscriptions.values()].map((x) => ({ ...x })),
         queue: [...e.queue].sort((a, b) => a[0] - b[0]).map(([seq, delivery]) => ({ seq, delivery })),
         outgoing: [...e.outgoing.values()].map((o) => ({ ...o })),
         incomingQoS2: [...e.incomingQoS2],
-      });
+      };
+      if (e.will !== undefined) s.will = { ...e.will };
+      out.push(s);
     }
     return out;
   }
@@ -50,6 +54,7 @@ export class MemoryStore implements Store {
         queue: new Map(),
         outgoing: new Map(),
         incomingQoS2: new Set(),
+        will: undefined,
       });
     }
   }
@@ -64,6 +69,16 @@ export class MemoryStore implements Store {
 
   deleteSubscription(clientId: string, topicFilter: string): void {
     this.#entry(clientId)?.subscriptions.delete(topicFilter);
+  }
+
+  putWill(clientId: string, will: StoredWill): void {
+    const e = this.#entry(clientId);
+    if (e !== undefined) e.will = { ...will };
+  }
+
+  deleteWill(clientId: string): void {
+    const e = this.#entry(clientId);
+    if (e !== undefined) e.will = undefined;
   }
 
   enqueue(clientId: string, seq: number, delivery: StoredDelivery): void {

@@ -109,6 +109,22 @@ const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX retained_by_expiry ON retained (expires_at) WHERE expires_at IS NOT NULL;
     `,
   },
+  {
+    version: 2,
+    sql: `
+      -- A will waiting for its Will Delay Interval [MQTT-3.1.3-9]: one per session, gone once published or cancelled.
+      CREATE TABLE wills (
+        client_id   TEXT PRIMARY KEY,
+        topic       TEXT NOT NULL,
+        payload     BLOB NOT NULL,
+        qos         INTEGER NOT NULL,
+        retain      INTEGER NOT NULL,
+        properties  TEXT,
+        due_at      INTEGER NOT NULL,    -- wall-clock ms when the delay ends
+        username    TEXT                 -- for the authorization of the publish; NULL when anonymous
+      );
+    `,
+  },
 ];
 
 /** The schema version this build writes and reads. */

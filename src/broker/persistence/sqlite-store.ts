@@ -19,6 +19,7 @@ import type {
   StoredMessage,
   StoredOutgoing,
   StoredSubscription,
+  StoredWill,
 } from './store.js';
 
 /**
@@ -551,7 +552,7 @@ export class SqliteStore implements Store {
     const s = this.#s;
     const now = this.database.now();
     const sessions = new Map<string, PersistedSession>();
-    const expired: string[] = [];
+    const expired = new Map<string, SessionRecord>();
     try {
       for (const r of s.allSessions.all() as Array<{
         client_id: string;
@@ -560,17 +561,14 @@ export class SqliteStore implements Store {
         disconnected_at: number | null;
         expires_at: number | null;
       }>) {
-        if (r.expires_at !== null && r.expires_at <= now) {
-          expired.push(r.client_id);
-          continue;
-        }
         const record: SessionRecord = {
           clientId: r.client_id,
           protocolVersion: r.protocol_version as ProtocolVersion,
           sessionExpiryInterval: r.expiry_interval,
         };
         if (r.disconnected_at !== null) record.disconnectedAt = r.disconnected_at;
-        sessions.set(r.client_id, { record, subscriptions: [], queue: [], outgoing: [], incomingQoS2: [] });
+        if (r.expires_at !== null && r.expires_at <= now) expired.set(r.client_id, record);
+        else sessions.set(r.client_id, { record, subscriptions: [], queue: [], outgoing: [], incomingQoS2: [] });
       }
       for (const r of s.allSubscriptions.all() as Array<{
         client_id: string;
@@ -608,6 +606,33 @@ export class SqliteStore implements Store {
       for (const r of s.allIncoming.raw().all() as Array<[string, number]>) {
         sessions.get(r[0])?.incomingQoS2.push(r[1]);
       }
+      for (const r of s.allWills.all() as Array<{
+        client_id: string;
+        topic: string;
+        payload: Buffer;
+        qos: number;
+        retain: number;
+        properties: string | null;
+        due_at: number;
+        username: string | null;
+      }>) {
+        const will: StoredWill = { topic: r.topic, payload: r.payload, qos: r.qos as QoS, retain: r.retain === 1, dueAt: r.due_at };
+        const props = decodeProperties(r.properties);
+        if (props !== undefined) will.properties = props;
+        if (r.username !== null) will.username = r.username;
+        const live = sessions.get(r.client_id);
+        if (live !== undefined) {
+          live.will = will;
+          continue;
+        }
+        // [MQTT-3.1.3-9] the session ended while the broker was down, so the will is due: it is loaded with the
+        // bare record (the rest of the session is gone) and the broker publishes it and ends the session, which
+        // deletes both. Deleting it here could lose the will to a crash before it went out.
+        const record = expired.get(r.client_id);
+        if (record === undefined) continue;
+        expired.delete(r.client_id);
+        sessions.set(r.client_id, { record, subscriptions: [], queue: [], outgoing: [], incomingQoS2: [], will });
+      }
     } catch (err) {
       const code = (err as { code?: string }).code ?? '';
       throw new StorageError(
@@ -617,7 +642,7 @@ export class SqliteStore implements Store {
         { cause: err },
       );
     }
-    for (const id of expired) this.database.write(() => this.#deleteSessionNow(id));
+    for (const id of expired.keys()) this.database.write(() => this.#deleteSessionNow(id));
     return [...sessions.values()];
   }
 
@@ -648,6 +673,7 @@ export class SqliteStore implements Store {
     s.delSessionQueue.run(clientId);
     s.delSessionOutgoing.run(clientId);
     s.delSessionIncoming.run(clientId);
+    s.delWill.run(clientId);
     s.delSession.run(clientId);
     this.#known.delete(clientId);
   }
@@ -669,6 +695,26 @@ export class SqliteStore implements Store {
 
   deleteSubscription(clientId: string, topicFilter: string): Promise<void> | undefined {
     return this.database.write(() => this.#s.delSubscription.run(clientId, topicFilter));
+  }
+
+  putWill(clientId: string, will: StoredWill): Promise<void> | undefined {
+    const args = [
+      clientId,
+      will.topic,
+      will.payload,
+      will.qos,
+      will.retain ? 1 : 0,
+      encodeProperties(will.properties),
+      will.dueAt,
+      will.username ?? null,
+    ] as const;
+    return this.database.write(() => {
+      if (this.#known.has(clientId)) this.#s.putWill.run(...args);
+    });
+  }
+
+  deleteWill(clientId: string): Promise<void> | undefined {
+    return this.database.write(() => this.#s.delWill.run(clientId));
   }
 
   #pendingOf(clientId: string): ClientRows {
@@ -787,6 +833,7 @@ function prepare(db: BetterSqlite3.Database) {
     allQueue: db.prepare('SELECT * FROM queue ORDER BY client_id, seq'),
     allOutgoing: db.prepare('SELECT * FROM outgoing ORDER BY ord'),
     allIncoming: db.prepare('SELECT client_id, packet_id FROM incoming_qos2'),
+    allWills: db.prepare('SELECT * FROM wills'),
     expiredSessions: db.prepare('SELECT client_id FROM sessions WHERE expires_at IS NOT NULL AND expires_at <= ?'),
     purgeQueue: db.prepare('DELETE FROM queue WHERE expires_at IS NOT NULL AND expires_at <= ?'),
     putSession: db.prepare(
@@ -826,5 +873,10 @@ function prepare(db: BetterSqlite3.Database) {
     delOutgoing: db.prepare('DELETE FROM outgoing WHERE client_id = ? AND packet_id = ?'),
     putIncoming: db.prepare('INSERT OR IGNORE INTO incoming_qos2 (client_id, packet_id) VALUES (?, ?)'),
     delIncoming: db.prepare('DELETE FROM incoming_qos2 WHERE client_id = ? AND packet_id = ?'),
+    putWill: db.prepare(
+      `INSERT OR REPLACE INTO wills (client_id, topic, payload, qos, retain, properties, due_at, username)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    delWill: db.prepare('DELETE FROM wills WHERE client_id = ?'),
   };
 }

@@ -69,6 +69,23 @@ export interface StoredOutgoing {
   delivery: StoredDelivery;
 }
 
+/**
+ * A will waiting for its Will Delay Interval after the connection ended (MQTT 5.0 3.1.3.2.2). Stored with the
+ * session so that a restart within the delay neither loses the will nor sends it early [MQTT-3.1.3-9].
+ */
+export interface StoredWill {
+  topic: string;
+  payload: Buffer;
+  qos: QoS;
+  retain: boolean;
+  /** The will properties as the client sent them (Message Expiry counts from publication, so it stays relative). */
+  properties?: Properties;
+  /** Wall-clock ms (Date.now()) when the Will Delay Interval ends. */
+  dueAt: number;
+  /** Username of the connection that left the will: the will is authorized as its publish when it goes out. */
+  username?: string;
+}
+
 /** Everything stored about one session, as loaded at startup. */
 export interface PersistedSession {
   record: SessionRecord;
@@ -79,6 +96,11 @@ export interface PersistedSession {
   outgoing: StoredOutgoing[];
   /** QoS 2 packet ids received from the client (PUBREC sent) and awaiting PUBREL. */
   incomingQoS2: number[];
+  /**
+   * The will still waiting for its delay. A durable store also loads a session that expired while the broker was
+   * down when it has a will: the will must still go out, and the broker then ends the session at once.
+   */
+  will?: StoredWill;
 }
 
 export interface SessionStore {
@@ -86,11 +108,15 @@ export interface SessionStore {
   loadSessions(): MaybePromise<PersistedSession[]>;
   /** Creates or replaces the session's own fields; subscriptions and messages stay. */
   putSession(record: SessionRecord): MaybePromise<void>;
-  /** Removes the session with its subscriptions, queue, outgoing and incoming state. No-op when absent. */
+  /** Removes the session with its subscriptions, queue, outgoing and incoming state and its will. No-op when absent. */
   deleteSession(clientId: string): MaybePromise<void>;
   /** Creates or replaces the subscription with the same topicFilter. */
   putSubscription(clientId: string, subscription: StoredSubscription): MaybePromise<void>;
   deleteSubscription(clientId: string, topicFilter: string): MaybePromise<void>;
+  /** Creates or replaces the session's waiting will (one per session). */
+  putWill(clientId: string, will: StoredWill): MaybePromise<void>;
+  /** Removes the waiting will (published, or cancelled by a reconnect). No-op when absent. */
+  deleteWill(clientId: string): MaybePromise<void>;
 }
 
 export interface MessageStore {
@@ -121,6 +147,8 @@ export type StoreOp =
   | { op: 'deleteSession'; clientId: string }
   | { op: 'putSubscription'; clientId: string; subscription: StoredSubscription }
   | { op: 'deleteSubscription'; clientId: string; topicFilter: string }
+  | { op: 'putWill'; clientId: string; will: StoredWill }
+  | { op: 'deleteWill'; clientId: string }
   | { op: 'enqueue'; clientId: string; seq: number; delivery: StoredDelivery }
   | { op: 'dequeue'; clientId: string; seq: number }
   | { op: 'putOutgoing'; clientId: string; outgoing: StoredOutgoing; sentNow?: boolean }
@@ -139,6 +167,10 @@ export function applyStoreOp(store: Store, o: StoreOp): MaybePromise<void> {
       return store.putSubscription(o.clientId, o.subscription);
     case 'deleteSubscription':
       return store.deleteSubscription(o.clientId, o.topicFilter);
+    case 'putWill':
+      return store.putWill(o.clientId, o.will);
+    case 'deleteWill':
+      return store.deleteWill(o.clientId);
     case 'enqueue':
       return store.enqueue(o.clientId, o.seq, o.delivery);
     case 'dequeue':

@@ -201,6 +201,14 @@ export class GatedStore implements Store {
     this.inner.deleteSubscription(...a);
     return this.#r();
   }
+  putWill(...a: Parameters<Store['putWill']>): Promise<void> | undefined {
+    this.inner.putWill(...a);
+    return this.#r();
+  }
+  deleteWill(...a: Parameters<Store['deleteWill']>): Promise<void> | undefined {
+    this.inner.deleteWill(...a);
+    return this.#r();
+  }
   enqueue(...a: Parameters<Store['enqueue']>): Promise<void> | undefined {
     this.inner.enqueue(...a);
     return this.#r();

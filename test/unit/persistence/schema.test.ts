@@ -99,3 +99,36 @@ test('migrations: an older database is upgraded in place and keeps its data; a f
   migrate(db, path, next);
   assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION + 1);
 });
+
+test('version 1 -> 2: a database written before wills were stored is migrated in place and keeps its data', (t) => {
+  const path = join(tempDir(t), 'telemq.db');
+  // A version-1 file as an older telemq left it, written with its own SQL (not with today's store).
+  const v1 = new Database(path);
+  migrate(v1, path, migrations.filter((m) => m.version === 1));
+  assert.equal(v1.pragma('user_version', { simple: true }), 1);
+  v1.prepare('INSERT INTO sessions VALUES (?, ?, ?, ?, ?)').run('old', 5, 3600, 1_700_000_000_000, null);
+  v1.prepare('INSERT INTO subscriptions VALUES (?, ?, ?, ?, ?, ?, ?)').run('old', 'a/#', 1, 0, 0, 0, null);
+  v1.prepare(
+    `INSERT INTO queue (client_id, seq, topic, payload, msg_qos, msg_retain, origin, expires_at, properties, qos, retain,
+       sub_ids, share_filter) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  ).run('old', 1, 'a/b', Buffer.from('queued'), 1, 0, 'pub', null, null, 1, 0, null, null);
+  v1.prepare('INSERT INTO retained VALUES (?, ?, ?, ?, ?, ?)').run('r', Buffer.from('kept'), 1, null, null, 1_700_000_000_000);
+  v1.close();
+
+  const o = openSqlite(t, { path, durability: 'batch' });
+  assert.equal(o.database.db.pragma('user_version', { simple: true }), 2);
+  const [old, ...others] = o.store.loadSessions();
+  assert.equal(others.length, 0);
+  assert.equal(old?.record.clientId, 'old');
+  assert.equal(old.record.disconnectedAt, 1_700_000_000_000);
+  assert.deepEqual(old.subscriptions.map((s) => s.topicFilter), ['a/#']);
+  assert.deepEqual(old.queue.map((q) => q.delivery.message.payload.toString()), ['queued']);
+  assert.equal(old.will, undefined);
+  assert.equal(o.retained.get('r')?.payload.toString(), 'kept');
+
+  // The new table works: a will stored now is loaded after the next restart.
+  o.store.putWill('old', { topic: 'status/old', payload: Buffer.from('bye'), qos: 0, retain: false, dueAt: 1_900_000_000_000 });
+  o.store.close();
+  const again = openSqlite(t, { path, durability: 'batch' });
+  assert.equal(again.store.loadSessions()[0]?.will?.payload.toString(), 'bye');
+});

@@ -261,6 +261,39 @@ test('session expiry across a restart: expired sessions are not loaded and are d
   assert.equal(count(late, 'sessions'), 3);
 });
 
+test('[MQTT-3.1.3-9] a session that expired while the broker was down is still loaded, bare, when it has a will', (t) => {
+  const path = join(tempDir(t), 'a.db');
+  const t0 = 1_700_000_000_000;
+  const first = openSqlite(t, { path, durability: 'batch' });
+  for (const id of ['with-will', 'without']) {
+    first.store.putSession({ clientId: id, protocolVersion: 5, sessionExpiryInterval: 10, disconnectedAt: t0 });
+    first.store.putSubscription(id, { topicFilter: 'a', qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 });
+  }
+  const will = { topic: 'status/x', payload: Buffer.from('gone'), qos: 1 as const, retain: false, dueAt: t0 + 60_000 };
+  first.store.putWill('with-will', will);
+  first.store.close();
+
+  const late = openSqlite(t, { path, durability: 'batch', now: () => t0 + 11_000 });
+  const loaded = late.store.loadSessions();
+  // The session ended first, so the will is due: the broker publishes it and then ends the session.
+  assert.deepEqual(loaded, [
+    {
+      record: { clientId: 'with-will', protocolVersion: 5, sessionExpiryInterval: 10, disconnectedAt: t0 },
+      subscriptions: [],
+      queue: [],
+      outgoing: [],
+      incomingQoS2: [],
+      will,
+    },
+  ]);
+  late.database.flush();
+  assert.equal(count(late, 'sessions'), 1, 'only the session without a will was deleted at load');
+  assert.equal(count(late, 'wills'), 1, 'the will stays stored until the broker has published it');
+  late.store.deleteSession('with-will');
+  late.database.flush();
+  assert.deepEqual([count(late, 'sessions'), count(late, 'subscriptions'), count(late, 'wills')], [0, 0, 0]);
+});
+
 test('[MQTT-3.3.2-5] a queued message that expired while the broker was down is not loaded', (t) => {
   const path = join(tempDir(t), 'a.db');
   const t0 = 1_700_000_000_000;

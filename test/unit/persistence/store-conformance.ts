@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import type { PersistedSession, Store, StoredDelivery, StoredSubscription } from '../../../src/broker/persistence/store.js';
+import type { PersistedSession, Store, StoredDelivery, StoredSubscription, StoredWill } from '../../../src/broker/persistence/store.js';
 
 export interface StoreHarness {
   store: Store;
@@ -25,6 +25,10 @@ export function delivery(topic: string, payload: string, extra: Partial<StoredDe
 
 function sub(topicFilter: string, qos: 0 | 1 | 2 = 1): StoredSubscription {
   return { topicFilter, qos, noLocal: false, retainAsPublished: false, retainHandling: 0 };
+}
+
+function storedWill(payload: string, extra: Partial<StoredWill> = {}): StoredWill {
+  return { topic: 'status/w', payload: Buffer.from(payload), qos: 1, retain: false, dueAt: Date.now() + 60_000, ...extra };
 }
 
 function only(sessions: PersistedSession[], clientId: string): PersistedSession {
@@ -189,9 +193,61 @@ export function storeConformance(name: string, factory: StoreFactory): void {
     await s.enqueue('nobody', 1, delivery('a', 'x'));
     await s.putOutgoing('nobody', { packetId: 1, state: 'publish', delivery: delivery('a', 'x') });
     await s.putIncomingQoS2('nobody', 1);
+    await s.putWill('nobody', storedWill('x'));
     await s.putSession({ clientId: 'nobody', protocolVersion: 5, sessionExpiryInterval: 100 });
     const n = only(await h.reload(), 'nobody');
     assert.deepEqual([n.subscriptions, n.queue, n.outgoing, n.incomingQoS2], [[], [], [], []]);
+    assert.equal(n.will, undefined);
+  });
+
+  test(`${name}: [MQTT-3.1.3-9] a waiting will round trips with its properties, due time and username; put replaces it`, async (t) => {
+    const h = await factory(t);
+    const s = h.store;
+    await s.putSession({ clientId: 'w', protocolVersion: 5, sessionExpiryInterval: 100, disconnectedAt: Date.now() });
+    await s.putSession({ clientId: 'none', protocolVersion: 5, sessionExpiryInterval: 100, disconnectedAt: Date.now() });
+    await s.putWill('w', storedWill('first'));
+    const full = storedWill('', {
+      topic: 'status/w/full',
+      payload: Buffer.from([0, 0xff, 0x80]),
+      qos: 2,
+      retain: true,
+      dueAt: 1_900_000_000_123,
+      username: 'alice',
+      properties: {
+        willDelayInterval: 30,
+        messageExpiryInterval: 120,
+        payloadFormatIndicator: 0,
+        contentType: 'application/octet-stream',
+        responseTopic: 'r/w',
+        correlationData: Buffer.from([1, 0, 2]),
+        userProperties: [
+          ['k', 'v'],
+          ['k', 'v2'],
+        ],
+      },
+    });
+    await s.putWill('w', full);
+    const loaded = await h.reload();
+    assert.deepEqual(only(loaded, 'w').will, full);
+    assert.equal(only(loaded, 'none').will, undefined, 'a session without a will loads none');
+  });
+
+  test(`${name}: [MQTT-3.1.2-10] a will is removed by deleteWill, and with its session`, async (t) => {
+    const h = await factory(t);
+    const s = h.store;
+    for (const id of ['cancelled', 'ended', 'kept']) {
+      await s.putSession({ clientId: id, protocolVersion: 5, sessionExpiryInterval: 100, disconnectedAt: Date.now() });
+      await s.putWill(id, storedWill(id));
+    }
+    await s.deleteWill('cancelled');
+    await s.deleteWill('absent');
+    await s.deleteSession('ended');
+    // A session recreated under the same id does not inherit the will.
+    await s.putSession({ clientId: 'ended', protocolVersion: 5, sessionExpiryInterval: 100 });
+    const loaded = await h.reload();
+    assert.equal(only(loaded, 'cancelled').will, undefined);
+    assert.equal(only(loaded, 'ended').will, undefined);
+    assert.equal(only(loaded, 'kept').will?.payload.toString(), 'kept');
   });
 
   test(`${name}: a store with nothing in it loads no sessions`, async (t) => {
