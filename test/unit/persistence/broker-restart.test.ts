@@ -12,7 +12,7 @@ import { openStorage, type Storage } from '../../../src/broker/persistence/open.
 import { SqliteRetainedStore } from '../../../src/broker/persistence/sqlite-retained.js';
 import { SqliteDatabase, SqliteStore } from '../../../src/broker/persistence/sqlite-store.js';
 import { silentLogger } from '../../../src/shared/logger.js';
-import { tempDir } from './helpers.js';
+import { shiftedBrokers, tempDir } from './helpers.js';
 
 async function start(t: TestContext, path: string): Promise<{ broker: Broker; storage: Storage; url: string }> {
   const storage = await openStorage({ type: 'sqlite', path, durability: 'batch', cleanupIntervalMs: 0 }, silentLogger);
@@ -97,32 +97,9 @@ test('restart: persistent sessions, their subscriptions and queued QoS 1/2 messa
 });
 
 test('[MQTT-4.1.0-2] restart: a session whose expiry passed while the broker was down is gone; a longer one is resumed', async (t) => {
-  const path = join(tempDir(t), 'telemq.db');
-  // Wall clock shifted by `offset`: the broker is "down" for 5 s without the test waiting for it.
-  let offset = 0;
-  const now = (): number => Date.now() + offset;
-  const clock = {
-    now,
-    setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
-    clearTimeout: (h: unknown) => clearTimeout(h as ReturnType<typeof setTimeout>),
-  };
-  const run = async (): Promise<{ url: string; stop: () => Promise<void> }> => {
-    const database = new SqliteDatabase({ path, durability: 'batch', cleanupIntervalMs: 0, now });
-    const retained = new SqliteRetainedStore(database);
-    const store = new SqliteStore(database);
-    const broker = createBroker(
-      { listeners: [{ type: 'tcp', host: '127.0.0.1', port: 0 }], sys: { enabled: false } },
-      { store, retained, clock },
-    );
-    await broker.start();
-    const stop = async (): Promise<void> => {
-      await broker.close(100);
-      database.close();
-    };
-    t.after(stop);
-    return { url: `mqtt://127.0.0.1:${broker.addresses()[0]?.port ?? 0}`, stop };
-  };
-  const first = await run();
+  // The broker is "down" for 5 s without the test waiting for it.
+  const brokers = shiftedBrokers(t);
+  const first = await brokers.start();
   for (const [clientId, sessionExpiryInterval] of [
     ['short', 2],
     ['long', 60],
@@ -132,8 +109,8 @@ test('[MQTT-4.1.0-2] restart: a session whose expiry passed while the broker was
     await c.endAsync();
   }
   await first.stop();
-  offset = 5000;
-  const second = await run();
+  brokers.shift(5000);
+  const second = await brokers.start();
   for (const [clientId, present] of [
     ['short', false],
     ['long', true],

@@ -9,42 +9,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { createBroker } from '../../../src/broker/index.js';
-import { SqliteRetainedStore } from '../../../src/broker/persistence/sqlite-retained.js';
-import { SqliteDatabase, SqliteStore } from '../../../src/broker/persistence/sqlite-store.js';
-import { openSqlite, tempDir } from './helpers.js';
-
-interface Running {
-  url: string;
-  stop(): Promise<void>;
-}
-
-/** Brokers on one file, on the wall clock shifted by `shift()`: a long downtime costs the test no waiting. */
-function brokers(t: TestContext): { start(): Promise<Running>; shift(ms: number): void; path: string } {
-  const path = join(tempDir(t), 'telemq.db');
-  let offset = 0;
-  const now = (): number => Date.now() + offset;
-  const clock = {
-    now,
-    setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
-    clearTimeout: (h: unknown) => clearTimeout(h as ReturnType<typeof setTimeout>),
-  };
-  const start = async (): Promise<Running> => {
-    const database = new SqliteDatabase({ path, durability: 'batch', cleanupIntervalMs: 0, now });
-    const broker = createBroker(
-      { listeners: [{ type: 'tcp', host: '127.0.0.1', port: 0 }], sys: { enabled: false } },
-      { store: new SqliteStore(database), retained: new SqliteRetainedStore(database), clock },
-    );
-    await broker.start();
-    const stop = async (): Promise<void> => {
-      await broker.close(100);
-      database.close();
-    };
-    t.after(stop);
-    return { url: `mqtt://127.0.0.1:${broker.addresses()[0]?.port ?? 0}`, stop };
-  };
-  return { start, shift: (ms) => (offset += ms), path };
-}
+import { openSqlite, shiftedBrokers } from './helpers.js';
 
 async function connect(t: TestContext, url: string, options: IClientOptions): Promise<{ c: MqttClient; sessionPresent: boolean }> {
   const c = mqtt.connect(url, { reconnectPeriod: 0, protocolVersion: 5, ...options });
@@ -122,7 +87,7 @@ const EARLY_MS = 10;
 const LATE_MS = 350;
 
 test('[MQTT-3.1.3-9] restart within the Will Delay Interval: the will goes out when the delay ends, not before, not later', async (t) => {
-  const b = brokers(t);
+  const b = shiftedBrokers(t);
   const first = await b.start();
   await createWatcher(t, first.url);
   const { c } = await connect(t, first.url, willClient('a', 60, 2));
@@ -144,7 +109,7 @@ test('[MQTT-3.1.3-9] restart within the Will Delay Interval: the will goes out w
 });
 
 test('[MQTT-3.1.3-9] [MQTT-3.1.2-10] reconnecting after a restart but within the delay cancels the will, also for the next restart', async (t) => {
-  const b = brokers(t);
+  const b = shiftedBrokers(t);
   const first = await b.start();
   await createWatcher(t, first.url);
   const { c } = await connect(t, first.url, willClient('b', 60, 2));
@@ -175,7 +140,7 @@ test('[MQTT-3.1.3-9] [MQTT-3.1.2-10] reconnecting after a restart but within the
 });
 
 test('[MQTT-3.1.3-9] a will that fell due while the broker was down goes out right after the restart, also when its session expired meanwhile', async (t) => {
-  const b = brokers(t);
+  const b = shiftedBrokers(t);
   const first = await b.start();
   await createWatcher(t, first.url);
   // 'c' keeps its session; the session of 'gone' (3 s) ends during the downtime too.
@@ -201,7 +166,7 @@ test('[MQTT-3.1.3-9] a will that fell due while the broker was down goes out rig
 });
 
 test('[MQTT-3.1.3-9] session expiry shorter than the Will Delay Interval: after a restart the will goes out when the session ends', async (t) => {
-  const b = brokers(t);
+  const b = shiftedBrokers(t);
   const first = await b.start();
   await createWatcher(t, first.url);
   const { c } = await connect(t, first.url, willClient('d', 2, 60));
