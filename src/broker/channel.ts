@@ -259,7 +259,7 @@ export class Channel implements SessionOwner {
   // ---------------------------------------------------------------------------------------------------------------
   // SessionOwner: output not caused by this client's input
 
-  deliver(delivery: StoredDelivery, now: number): void {
+  deliver(delivery: StoredDelivery, now: number, moved = false): void {
     const session = this.#session;
     if (session === undefined) return;
     if (this.state !== 'connected') {
@@ -279,7 +279,7 @@ export class Channel implements SessionOwner {
       this.#core.enqueue(session, delivery);
       return;
     }
-    this.#sendInflight(session, delivery, now);
+    this.#sendInflight(session, delivery, now, moved);
   }
 
   disconnect(reasonCode: number, now: number): void {
@@ -913,8 +913,11 @@ export class Channel implements SessionOwner {
   // ---------------------------------------------------------------------------------------------------------------
   // Sending messages
 
-  /** Sends a QoS 1/2 delivery under a new packet id [MQTT-4.3.2-1]. */
-  #sendInflight(session: Session, delivery: StoredDelivery, now: number): void {
+  /**
+   * Sends a QoS 1/2 delivery under a new packet id [MQTT-4.3.2-1]. `moved`: it leaves another stored row (the
+   * queue, or another session's in-flight table), whose removal is committed with the next batch.
+   */
+  #sendInflight(session: Session, delivery: StoredDelivery, now: number, moved = false): void {
     const packetId = session.allocatePacketId();
     if (packetId === undefined) {
       this.#core.enqueue(session, delivery);
@@ -923,9 +926,11 @@ export class Channel implements SessionOwner {
     if (!this.#sendPublish(delivery, packetId, false, now)) return;
     const outgoing: StoredOutgoing = { packetId, state: 'publish', delivery };
     session.outgoing.set(packetId, outgoing);
-    // A PUBLISH that goes out now may be acknowledged before the store commits; one held behind a pending commit
-    // (ours or an earlier 'await' of this call) cannot, and waiting for its ack would only stall both.
-    const sentNow = !(this.#out !== undefined && this.#awaiting) && this.#sink.outputHeld !== true;
+    // A PUBLISH that goes out now may be acknowledged before the store commits, and the store may then wait for
+    // that; not one held behind a pending commit (ours or an earlier 'await' of this call: waiting would only stall
+    // both), nor a message moved from another row (the row's removal may commit first: the message would be in
+    // neither).
+    const sentNow = !moved && !(this.#out !== undefined && this.#awaiting) && this.#sink.outputHeld !== true;
     this.#persist({ op: 'putOutgoing', clientId: session.clientId, outgoing, sentNow });
   }
 
@@ -940,7 +945,7 @@ export class Channel implements SessionOwner {
       // [MQTT-3.3.2-5] expired while queued: dropped.
       if (expiresAt !== undefined && expiresAt <= now) continue;
       if (item.delivery.qos === 0) this.#sendPublish(item.delivery, undefined, false, now);
-      else this.#sendInflight(session, item.delivery, now);
+      else this.#sendInflight(session, item.delivery, now, true);
     }
   }
 

@@ -352,20 +352,20 @@ export class BrokerCore {
     const match = this.tree.match(d.message.topic, d.message.origin);
     for (const g of match.shared) {
       if (`$share/${g.shareName}/${g.topicFilter}` !== d.shareFilter) continue;
-      this.#deliverShared(g, d.message, now);
+      this.#deliverShared(g, d.message, now, true);
       return;
     }
   }
 
   /** MQTT 5.0 4.8.2: one member of the share group receives the message. */
-  #deliverShared(g: ShareGroup<Session>, message: StoredMessage, now: number): void {
+  #deliverShared(g: ShareGroup<Session>, message: StoredMessage, now: number, moved = false): void {
     const member = this.tree.pickMember(g) ?? g.members[0];
     if (member === undefined) return;
     const e = member.entry;
     const delivery = deliveryOf(message, e.qos, e.retainAsPublished);
     delivery.shareFilter = member.filter;
     if (e.subscriptionIdentifier !== undefined) delivery.subscriptionIdentifiers = [e.subscriptionIdentifier];
-    this.#deliverTo(e.owner, delivery, now);
+    this.#deliverTo(e.owner, delivery, now, moved);
   }
 
   // --- subscriptions -----------------------------------------------------------------------------------------
@@ -425,9 +425,9 @@ export class BrokerCore {
     }
   }
 
-  #deliverTo(session: Session, delivery: StoredDelivery, now: number): void {
+  #deliverTo(session: Session, delivery: StoredDelivery, now: number, moved = false): void {
     const owner = session.owner;
-    if (owner !== undefined) owner.deliver(delivery, now);
+    if (owner !== undefined) owner.deliver(delivery, now, moved);
     // QoS 0 messages are not kept for offline sessions (MQTT 5.0 4.1: "MAY"); QoS 1/2 are [MQTT-3.1.2-5].
     else if (delivery.qos > 0) this.enqueue(session, delivery);
   }

@@ -12,8 +12,11 @@ export const SESSION_NEVER_EXPIRES = 0xffff_ffff;
 
 /** Minimal view of the connection currently bound to a session (implemented by Channel). */
 export interface SessionOwner {
-  /** Takes one more message; the channel sends or queues it. */
-  deliver(delivery: StoredDelivery, now: number): void;
+  /**
+   * Takes one more message; the channel sends or queues it. `moved`: the message leaves another stored row (a
+   * shared-subscription member's session ended), so its new row must be committed with that row's removal.
+   */
+  deliver(delivery: StoredDelivery, now: number, moved?: boolean): void;
   /** Server-initiated disconnect with a v5 reason code (0x8E on takeover, 0x8B on shutdown). */
   disconnect(reasonCode: number, now: number): void;
 }

@@ -489,14 +489,18 @@ const MAX_MISSES = 4;
 /** ...except one in this many, to find out when it acknowledges quickly again. */
 const PROBE_EVERY = 64;
 
-/** Skips a put and the earlier puts of the same row. @returns whether the row may be in the file already. */
-function skipAll(newest: PendingRow): boolean {
+/**
+ * Skips a put and the earlier puts of the same row, releasing their waiters now, or when `later` is given, leaving
+ * that to the caller. @returns whether the row may be in the file already.
+ */
+function skipAll(newest: PendingRow, later?: PendingRow[]): boolean {
   let written = false;
   let fresh = false;
   for (let row: PendingRow | undefined = newest; row !== undefined; row = row.previous) {
     if (row.ran) written = true;
     row.skip = true;
-    row.settle();
+    if (later === undefined) row.settle();
+    else later.push(row);
     fresh = row.fresh;
   }
   return written || !fresh;
@@ -657,14 +661,24 @@ export class SqliteStore implements Store {
   }
 
   deleteSession(clientId: string): Promise<void> | undefined {
-    // Rows of the session not written yet never will be; whoever waits for them is released (no one is owed them).
+    // Rows of the session not written yet never will be. Their waiters are released with the commit of this
+    // delete, not before: a shared-subscription message moves to another member, in the same commit.
     const pending = this.#pending.get(clientId);
+    const skipped: PendingRow[] = [];
     if (pending !== undefined) {
       this.#pending.delete(clientId);
-      for (const row of pending.out.values()) skipAll(row);
-      for (const row of pending.queue.values()) skipAll(row);
+      for (const row of pending.out.values()) skipAll(row, skipped);
+      for (const row of pending.queue.values()) skipAll(row, skipped);
     }
-    return this.database.write(() => this.#deleteSessionNow(clientId));
+    const p = this.database.write(() => this.#deleteSessionNow(clientId));
+    if (skipped.length > 0) {
+      const settle = (err?: unknown): void => {
+        for (const row of skipped) row.settle(err);
+      };
+      if (p === undefined) settle();
+      else p.then(() => settle(), settle);
+    }
+    return p;
   }
 
   #deleteSessionNow(clientId: string): void {

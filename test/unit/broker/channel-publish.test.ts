@@ -314,14 +314,16 @@ test('ack only after commit: with an asynchronous store the PUBACK follows an aw
   assert.equal(p.actions.length, before);
 });
 
-test('a QoS 1 delivery is put as sent now only when nothing holds the subscriber\'s output back', async () => {
-  class Recording extends GatedStore {
-    readonly sentNow: Array<[string, boolean | undefined]> = [];
-    override putOutgoing(...a: Parameters<Store['putOutgoing']>): Promise<void> | undefined {
-      this.sentNow.push([a[0], a[2]]);
-      return super.putOutgoing(...a);
-    }
+/** Records the sentNow hint of every putOutgoing. */
+class Recording extends GatedStore {
+  readonly sentNow: Array<[string, boolean | undefined]> = [];
+  override putOutgoing(...a: Parameters<Store['putOutgoing']>): Promise<void> | undefined {
+    this.sentNow.push([a[0], a[2]]);
+    return super.putOutgoing(...a);
   }
+}
+
+test('a QoS 1 delivery is put as sent now only when nothing holds the subscriber\'s output back', async () => {
   const store = new Recording();
   const { client } = setup({ store });
   const durable = { cleanStart: false, properties: { sessionExpiryInterval: 60 } };
@@ -347,6 +349,43 @@ test('a QoS 1 delivery is put as sent now only when nothing holds the subscriber
   back.connect({ clientId: 'gone', ...durable });
   assert.deepEqual(store.sentNow, [['gone', false]]);
   store.release();
+});
+
+test('a message moved from the queue or from an ended shared-subscription member is never put as sent now', () => {
+  const store = new Recording();
+  const { client } = setup({ store });
+  const durable = { cleanStart: false, properties: { sessionExpiryInterval: 60, receiveMaximum: 1 } };
+  const s = client(5);
+  s.connect({ clientId: 's', ...durable });
+  s.subscribe('t', 1);
+  const p = client(5);
+  p.connect({ clientId: 'p' });
+  p.publish('t', 'one', 1);
+  p.publish('t', 'two', 1, { packetId: 2 }); // queued: Receive Maximum 1
+  const [first] = s.messages();
+  s.in({ type: 'puback', packetId: first?.packetId as number });
+  assert.deepEqual(s.messages().map((m) => m.payload.toString()), ['two']);
+  // The queued row's delete and the new in-flight row must land in one commit.
+  assert.deepEqual(store.sentNow, [['s', true], ['s', false]]);
+
+  store.sentNow.length = 0;
+  const m1 = client(5);
+  m1.connect({ clientId: 'm1', cleanStart: false, properties: { sessionExpiryInterval: 60 } });
+  m1.subscribe('$share/g/x', 1);
+  const m2 = client(5);
+  m2.connect({ clientId: 'm2', cleanStart: false, properties: { sessionExpiryInterval: 60 } });
+  m2.subscribe('$share/g/x', 1);
+  p.publish('x', 'shared', 1, { packetId: 3 });
+  const [owner] = store.sentNow;
+  assert.equal(owner?.[1], true);
+  const [holder, other] = owner?.[0] === 'm1' ? [m1, m2] : [m2, m1];
+  assert.equal(holder.messages().length, 1);
+  // MQTT 5.0 4.8.2: the holder's session ends (Clean Start takes it over) before it acknowledged: the other member
+  // gets the message, and its row is written with the old one's removal.
+  const again = client(5);
+  again.connect({ clientId: owner?.[0] as string, cleanStart: true });
+  assert.deepEqual(other.messages().map((m) => m.payload.toString()), ['shared']);
+  assert.deepEqual(store.sentNow.slice(1), [[owner?.[0] === 'm1' ? 'm2' : 'm1', false]]);
 });
 
 test('QoS 0 to a v3 subscriber carries no properties; PUBACK to v3 has no reason code', () => {

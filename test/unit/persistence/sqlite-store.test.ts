@@ -169,11 +169,17 @@ test('rows are not deferred when not sent now, with QoS 2, with ackWaitMs 0, or 
   assert.equal(none.store.putOutgoing('c', { packetId: 1, state: 'publish', delivery: delivery('t', 'x') }, true), undefined);
 });
 
-test('deleting a session drops its deferred rows and releases their waiters', async (t) => {
+test('deleting a session drops its deferred rows and releases their waiters with the commit of the delete', async (t) => {
   const o = openSqlite(t, { path: join(tempDir(t), 'a.db'), durability: 'batch', ackWaitMs: 60_000 });
   await o.store.putSession(session);
   const p = o.store.putOutgoing('c', { packetId: 1, state: 'publish', delivery: delivery('t', 'x') }, true);
-  await o.store.deleteSession('c');
+  let settled = false;
+  void p?.then(() => (settled = true));
+  const deleted = o.store.deleteSession('c');
+  await new Promise<void>((resolve) => queueMicrotask(resolve));
+  // A shared-subscription message moves to another member in the commit of this delete: not released before.
+  assert.equal(settled, false);
+  await deleted;
   await p;
   await o.store.putSession(session);
   o.database.flush();
