@@ -21,11 +21,8 @@ STAMP=$(date -u +%Y%m%dT%H%MZ)
 OUT="$ROOT/bench/results/tmp/peers-$STAMP"
 mkdir -p "$OUT"
 # In-memory storage, as Mosquitto runs with persistence false (a bare `telemq broker` keeps sessions in SQLite).
-# Started through its shebang, as `npx telemq` starts it, so Node gets the same flags a user's broker gets (env -S
-# execs node: the PID the harness measures is the broker's).
-chmod +x "$WORK/telemq/dist/cli/main.js"
 "$WORK/run-peers.sh" --out "$OUT" --extra-name telemq \
-  --extra "$WORK/telemq/dist/cli/main.js broker --host 127.0.0.1 --port {PORT} --log-level warn --memory" "$@" >&2
+  --extra "node $WORK/telemq/dist/cli/main.js broker --host 127.0.0.1 --port {PORT} --log-level warn --memory" "$@" >&2
 
 REPORT="$ROOT/bench/results/peers-$STAMP.md"
 node "$ROOT/bench/peers-report.mjs" "$OUT/results.jsonl" "$OUT/table.md" "$(git -C "$ROOT" rev-parse --short HEAD)" >"$REPORT"

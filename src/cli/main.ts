@@ -1,7 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
-// The flag: a broker holds thousands of long-lived connections, and V8's young generation, grown to 2 x 16 MB by the
-// burst that created them, is never given back; 2 MB semi-spaces halve the memory of an idle connection
-// (docs/performance.md).
+#!/usr/bin/env node
 // The `telemq` command: each subcommand lives in its own module, loaded only when used.
 const commands: Record<string, () => Promise<{ run(argv: string[]): Promise<number> }>> = {
   broker: () => import('./broker.js'),
