@@ -404,6 +404,8 @@ export class Broker {
     await this.#core?.store.close();
     await this.#storage?.close();
     this.#state = 'closed';
+    // What was suppressed in the last window is still reported, and no summary timer outlives the broker.
+    this.#core?.connectionLog.flush();
     this.logger.info({}, 'broker stopped');
   }
 }
