@@ -538,10 +538,25 @@ export class BrokerCore {
     }
   }
 
+  /**
+   * CONNECTs let through by maximumConnections whose authentication is still running. They count as connected:
+   * otherwise every CONNECT arriving while an asynchronous authenticator works would pass the check.
+   */
+  #admitting = 0;
+
   /** Whether one more client may connect (maximumConnections; 0 = no limit). */
   get connectionsAvailable(): boolean {
     const max = this.limits.maximumConnections;
-    return max === 0 || this.stats.clientsConnected < max;
+    return max === 0 || this.stats.clientsConnected + this.#admitting < max;
+  }
+
+  /** A CONNECT passed the maximumConnections check: it holds a place until connect() or its close. */
+  holdConnectionPlace(): void {
+    this.#admitting++;
+  }
+
+  releaseConnectionPlace(): void {
+    this.#admitting--;
   }
 
   /** Number of subscriptions (shared included). */

@@ -57,6 +57,16 @@ export class LimitCounter {
   }
 }
 
+/**
+ * Open sockets allowed (0 = no limit): maximumConnections counts connected clients, so room is left for sockets
+ * that are still sending CONNECT or authenticating, refused ones getting their CONNACK 0x89, and closing ones.
+ * Beyond it a new socket is closed at once: idle sockets cannot pile up until connectTimeout closes them.
+ */
+export function maximumSockets(maximumConnections: number): number {
+  if (maximumConnections === 0) return 0;
+  return maximumConnections + Math.max(100, Math.ceil(maximumConnections / 10));
+}
+
 /** Log lines that one client per connection can cause, each rate-limited on its own (see {@link LogLimiter}). */
 export type ConnectionLogKind = 'protocolError' | 'closedBeforeConnect' | 'connectRefused' | 'connectionsExceeded';
 
