@@ -19,7 +19,7 @@ import { FileAuth, isLoopbackHost, listenerHost } from './auth/file-auth.js';
 import { resolveConfig, type BrokerConfig, type DeepPartial, type ListenerConfig } from './config.js';
 import { Connection } from './connection.js';
 import { BrokerCore, forwardedProperties, type BrokerStats, type CoreOptions } from './core.js';
-import type { LimitHits } from './limits.js';
+import { maximumSockets, type LimitHits } from './limits.js';
 import { publishSys } from './observability/sys.js';
 import { MemoryStore } from './persistence/memory-store.js';
 import { openStorage, type Storage } from './persistence/open.js';
@@ -256,7 +256,9 @@ export class Broker {
     let open = 0;
     return (stream, meta) => {
       if (open >= limit) {
-        this.logger.warn({ listener: l.name, remoteAddress: meta.remoteAddress }, 'connection refused: listener maxConnections reached');
+        if (this.#core?.connectionLog.allow('connectionsExceeded') !== false) {
+          this.logger.warn({ listener: l.name, remoteAddress: meta.remoteAddress }, 'connection refused: listener maxConnections reached');
+        }
         stream.destroy();
         return;
       }
@@ -299,6 +301,19 @@ export class Broker {
   handleConnection(stream: Duplex, meta: ConnectionMeta): void {
     const core = this.#core;
     if (this.#state !== 'running' || core === undefined) {
+      stream.destroy();
+      return;
+    }
+    // maximumConnections is checked at CONNECT; sockets that never send one are bounded here.
+    const maxSockets = maximumSockets(core.limits.maximumConnections);
+    if (maxSockets > 0 && this.#connections.size >= maxSockets) {
+      core.limitsHit.count('connections');
+      if (core.connectionLog.allow('connectionsExceeded')) {
+        this.logger.warn(
+          { listener: meta.listener, remoteAddress: meta.remoteAddress, open: this.#connections.size },
+          'connection refused: too many open connections',
+        );
+      }
       stream.destroy();
       return;
     }
@@ -404,6 +419,8 @@ export class Broker {
     await this.#core?.store.close();
     await this.#storage?.close();
     this.#state = 'closed';
+    // What was suppressed in the last window is still reported, and no summary timer outlives the broker.
+    this.#core?.connectionLog.flush();
     this.logger.info({}, 'broker stopped');
   }
 }

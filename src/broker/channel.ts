@@ -117,6 +117,8 @@ export class Channel implements SessionOwner {
   #authMethod: string | undefined = undefined;
   /** Session Expiry Interval from CONNECT, before capping (DISCONNECT may not raise it from 0). */
   #requestedExpiry = 0;
+  /** Counted by core.connectionsAvailable from the maximumConnections check until connected or closed. */
+  #holdsPlace = false;
   /** Set only when `publishRate` is configured. */
   #publishBucket: TokenBucket | undefined = undefined;
 
@@ -246,6 +248,7 @@ export class Channel implements SessionOwner {
    * [MQTT-3.1.2-8], and leaves the session to expire.
    */
   handleClosed(now: number): void {
+    this.#releasePlace();
     if (this.state === 'closed') return;
     const wasAttached = this.#session !== undefined && this.#session.owner === this;
     this.state = 'closed';
@@ -357,6 +360,8 @@ export class Channel implements SessionOwner {
       this.#refuse(ReasonCode.ServerBusy, 'too many connections');
       return;
     }
+    core.holdConnectionPlace();
+    this.#holdsPlace = true;
     if (p.will !== undefined) {
       const w = p.will;
       // [MQTT-3.1.3-11] the will topic is a topic name: no wildcards (checked by the decoder as well).
@@ -457,6 +462,7 @@ export class Channel implements SessionOwner {
     this.#connect = undefined;
     const v5 = this.protocolVersion === 5;
     const expiry = Math.min(this.#requestedExpiry, limits.maximumSessionExpiryInterval);
+    this.#releasePlace();
     const { session, sessionPresent } = core.connect(this, {
       clientId: this.clientId,
       cleanStart: p.cleanStart,
@@ -1045,10 +1051,17 @@ export class Channel implements SessionOwner {
   }
 
   #close(reason: string, rule: string | undefined, error = false): void {
+    this.#releasePlace();
     if (this.state !== 'closed') this.state = 'disconnecting';
     const action: Action = { type: 'close', reason, error };
     if (rule !== undefined) action.rule = rule;
     this.#emit(action);
+  }
+
+  #releasePlace(): void {
+    if (!this.#holdsPlace) return;
+    this.#holdsPlace = false;
+    this.#core.releaseConnectionPlace();
   }
 
   /** Puts an 'await' action before what follows when durable writes are still in flight. */

@@ -546,17 +546,25 @@ export class Connection implements WheelEntry {
         this.#armKeepAlive(action.ms);
         break;
       case 'close':
+        // Already closing (e.g. shutdown reaching a connection refused a moment ago): counted and logged once.
+        if (this.#closing) break;
         if (action.error) {
-          this.#logger.warn(
-            { clientId: this.channel.clientId || undefined, rule: action.rule, reason: action.reason, remoteAddress: this.channel.info.remoteAddress },
-            'protocol error: closing connection',
-          );
+          this.#core.stats.protocolErrors++;
+          if (this.#core.connectionLog.allow('protocolError')) {
+            this.#logger.warn(
+              { clientId: this.channel.clientId || undefined, rule: action.rule, reason: action.reason, remoteAddress: this.channel.info.remoteAddress },
+              'protocol error: closing connection',
+            );
+          }
         } else if (this.channel.session === undefined) {
-          // Never connected (refused CONNECT, timeout): no 'client disconnected' line will follow.
-          this.#logger.info(
-            { clientId: this.channel.clientId || undefined, reason: action.reason, remoteAddress: this.channel.info.remoteAddress },
-            'connection closed before CONNECT completed',
-          );
+          this.#core.stats.closedBeforeConnect++;
+          // Never connected (refused CONNECT): no 'client disconnected' line will follow.
+          if (this.#core.connectionLog.allow('closedBeforeConnect')) {
+            this.#logger.info(
+              { clientId: this.channel.clientId || undefined, reason: action.reason, remoteAddress: this.channel.info.remoteAddress },
+              'connection closed before CONNECT completed',
+            );
+          }
         }
         this.#startClose(action.reason);
         break;
@@ -617,7 +625,7 @@ export class Connection implements WheelEntry {
         },
         'client connected',
       );
-    } else {
+    } else if (this.#core.connectionLog.allow('connectRefused')) {
       this.#logger.info({ clientId: c.clientId, reasonCode, remoteAddress: c.info.remoteAddress }, 'CONNACK refusal sent');
     }
   }

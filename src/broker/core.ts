@@ -9,7 +9,7 @@ import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import type { Authenticator, Authorizer, EnhancedAuthenticator } from './auth/auth.js';
 import type { MqttLimitsConfig } from './config.js';
-import { LimitCounter } from './limits.js';
+import { LimitCounter, LogLimiter, type ConnectionLogKind } from './limits.js';
 import {
   applyStoreOp,
   type Store,
@@ -34,6 +34,10 @@ export interface BrokerStats {
   messagesDropped: number;
   bytesReceived: number;
   bytesSent: number;
+  /** Connections closed for breaking the protocol (malformed input, connect timeout), logged or not. */
+  protocolErrors: number;
+  /** Connections closed before CONNECT completed for another reason (refused CONNECT), logged or not. */
+  closedBeforeConnect: number;
 }
 
 export interface CoreOptions {
@@ -71,6 +75,8 @@ export class BrokerCore {
   readonly stats: BrokerStats;
   /** Limit events by kind (counted and logged, rate-limited), see limits.ts. */
   readonly limitsHit: LimitCounter;
+  /** Shared by all connections: a flood of bad connections costs a few log lines per interval, not one each. */
+  readonly connectionLog: LogLimiter<ConnectionLogKind>;
   /** Whether the authorizer checks each delivery (canRead); decided once so brokers without it pay nothing. */
   readonly checksReads: boolean;
   /** Queued payload and topic bytes per session (maximumQueuedBytes); absent while nothing is queued. */
@@ -88,6 +94,7 @@ export class BrokerCore {
     this.authorizer = options.authorizer;
     this.enhancedAuthenticator = options.enhancedAuthenticator;
     this.limitsHit = new LimitCounter(options.logger);
+    this.connectionLog = new LogLimiter(options.logger, options.clock);
     this.checksReads = options.authorizer.canRead !== undefined;
     // A shared subscription prefers members that are connected.
     this.tree = new SubscriptionTree<Session>({ isAvailable: (m) => m.entry.owner.owner !== undefined });
@@ -100,6 +107,8 @@ export class BrokerCore {
       messagesDropped: 0,
       bytesReceived: 0,
       bytesSent: 0,
+      protocolErrors: 0,
+      closedBeforeConnect: 0,
     };
   }
 
@@ -529,10 +538,25 @@ export class BrokerCore {
     }
   }
 
+  /**
+   * CONNECTs let through by maximumConnections whose authentication is still running. They count as connected:
+   * otherwise every CONNECT arriving while an asynchronous authenticator works would pass the check.
+   */
+  #admitting = 0;
+
   /** Whether one more client may connect (maximumConnections; 0 = no limit). */
   get connectionsAvailable(): boolean {
     const max = this.limits.maximumConnections;
-    return max === 0 || this.stats.clientsConnected < max;
+    return max === 0 || this.stats.clientsConnected + this.#admitting < max;
+  }
+
+  /** A CONNECT passed the maximumConnections check: it holds a place until connect() or its close. */
+  holdConnectionPlace(): void {
+    this.#admitting++;
+  }
+
+  releaseConnectionPlace(): void {
+    this.#admitting--;
   }
 
   /** Number of subscriptions (shared included). */

@@ -2,6 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, hex, packet, publish, str, subscribe, u16 } from '../helpers/raw-client.js';
+import type { AuthResult, Authenticator } from '../../src/broker/index.js';
+import { silentLogger, type Logger } from '../../src/shared/logger.js';
 import { T, closed, connackCode, disconnectCode, hostile } from './harness.js';
 
 test('[MQTT-3.1.0-1] a PUBLISH before CONNECT closes the connection without any reply', async (t) => {
@@ -173,6 +175,67 @@ test('a TCP listener maxConnections closes extra sockets at once; the others are
   extra2.destroy();
   await Promise.all([extra1.waitClose(), extra2.waitClose()]);
   await waitFor(() => h.broker.connectionCount <= 2);
+  await h.survived();
+});
+
+test('maximumConnections: sockets that never send CONNECT are bounded too (maximumConnections + 100); more are closed at once', async (t) => {
+  const lines: string[] = [];
+  const logger: Logger = { ...silentLogger, warn: (_obj, msg) => lines.push(msg ?? ''), child: () => logger };
+  // maximumSockets(4) = 104; the bystander and its owner hold two.
+  const h = await hostile(t, { mqtt: { maximumConnections: 4 } }, { logger });
+  const idle = [];
+  for (let i = 0; i < 102; i++) idle.push(await h.raw());
+  await waitFor(() => h.broker.connectionCount === 104);
+  const over = [];
+  for (let i = 0; i < 20; i++) over.push(await h.raw());
+  for (const c of over) assert.deepEqual(await closed(c, 1000), [], 'closed at once, before connectTimeout');
+  assert.equal(h.broker.connectionCount, 104);
+  assert.equal(h.broker.limitsHit.connections, 20, 'counted');
+  // Logged through the per-kind limiter: 10 lines, the rest in a summary.
+  assert.equal(lines.filter((m) => m === 'connection refused: too many open connections').length, 10);
+  for (const c of idle) c.destroy();
+  await waitFor(() => h.broker.connectionCount <= 2);
+  await h.survived();
+});
+
+test('maximumConnections: CONNECTs waiting for an asynchronous authenticator hold their place, so they cannot all pass', async (t) => {
+  const waiting: Array<() => void> = [];
+  const authenticator: Authenticator = {
+    authenticate: (r) =>
+      r.clientId.startsWith('slow-') ? new Promise<AuthResult>((resolve) => waiting.push(() => resolve({ ok: true }))) : { ok: true },
+  };
+  // The bystander and its owner hold two of four places.
+  const h = await hostile(t, { mqtt: { maximumConnections: 4 } }, { authenticator });
+  const slow = [];
+  for (let i = 0; i < 4; i++) {
+    const c = await h.raw();
+    c.send(connect({ version: 5, clientId: `slow-${i}` }));
+    slow.push(c);
+  }
+  // Two hold the two free places while authenticating; the others are refused at once.
+  for (const c of slow.slice(2)) assert.equal(connackCode((await closed(c))[0]!), 0x89);
+  await waitFor(() => waiting.length === 2);
+  for (const release of waiting) release();
+  for (const c of slow.slice(0, 2)) assert.equal(connackCode(await c.expect(T.CONNACK)), 0);
+  assert.equal(h.broker.stats.clientsConnected, 4);
+  assert.equal(h.broker.limitsHit.connections, 2);
+  for (const c of slow.slice(0, 2)) c.destroy();
+  await waitFor(() => h.broker.stats.clientsConnected <= 2);
+  await h.survived();
+});
+
+test('maximumConnections: a CONNECT closed while authenticating gives its place back', async (t) => {
+  const authenticator: Authenticator = {
+    authenticate: (r) => (r.clientId.startsWith('slow-') ? new Promise<AuthResult>(() => undefined) : { ok: true }),
+  };
+  const h = await hostile(t, { mqtt: { maximumConnections: 4, connectTimeout: 300 } }, { authenticator });
+  for (let i = 0; i < 2; i++) {
+    const c = await h.raw();
+    c.send(connect({ version: 5, clientId: `slow-${i}` }));
+    // A hook that never answers: closed at connectTimeout.
+    await closed(c);
+  }
+  // The two places are free again: the probes of survived() get in.
   await h.survived();
 });
 

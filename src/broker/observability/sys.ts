@@ -22,7 +22,12 @@ export function publishSys(core: BrokerCore, now: number): void {
     ['bytes/sent', s.bytesSent],
     ['subscriptions/count', core.subscriptionCount],
     ['retained messages/count', core.retained.count],
+    // Not mosquitto topics: what abuse the broker is turning away (docs/security.md).
+    ['connections/protocol errors', s.protocolErrors],
+    ['connections/closed before connect', s.closedBeforeConnect],
   ];
+  const hits = core.limitsHit.hits;
+  for (const kind in hits) values.push([`limits/${kind}`, hits[kind as keyof typeof hits]]);
   for (const [name, value] of values) {
     const message: StoredMessage = {
       topic: `$SYS/broker/${name}`,
