@@ -952,14 +952,15 @@ export class MqttClient extends Emitter<ClientEvents> {
   #violation(conn: Conn, reasonCode: number, error: Error): void {
     this.#log.warn({ err: error }, 'protocol violation by the broker');
     this.emit('error', error);
-    if (conn.connack !== undefined) {
-      conn.connack.reject(error);
-      conn.connack = undefined;
-    }
+    // DISCONNECT is queued before the connect attempt learns of the failure: that attempt destroys the transport.
     if (this.protocolVersion === 5 && conn.transport !== undefined) {
       this.#sendOn(conn, { type: 'disconnect', reasonCode }, () => conn.transport?.destroy());
     } else {
       conn.transport?.destroy();
+    }
+    if (conn.connack !== undefined) {
+      conn.connack.reject(error);
+      conn.connack = undefined;
     }
   }
 
