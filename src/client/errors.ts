@@ -114,7 +114,7 @@ export class ClientUsageError extends MqttError {
   }
 }
 
-/** The application's onAuth handler threw, rejected or returned no bytes; the client disconnected with 0x83. */
+/** The application's onAuth handler threw, rejected or returned something other than a Buffer or Uint8Array; the client disconnected with 0x83. */
 export class AuthHandlerError extends MqttError {
   constructor(cause: unknown) {
     const detail = cause instanceof Error ? cause.message : String(cause);
