@@ -2,6 +2,7 @@ import { MAX_PACKET_SIZE, ReasonCode, type QoS } from '../protocol/constants.js'
 import { MqttError, MqttProtocolError, PacketTooLargeError, TopicNameInvalidError } from '../protocol/errors.js';
 import { Decoder, encode } from '../protocol/index.js';
 import type {
+  AuthPacket,
   ConnackPacket,
   ConnectPacket,
   DisconnectPacket,
@@ -21,6 +22,7 @@ import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { ensureBufferCompat } from './buffer-compat.js';
 import { Emitter } from './emitter.js';
 import {
+  AuthHandlerError,
   ClientUsageError,
   ConnectionClosedError,
   ConnectionRefusedError,
@@ -100,6 +102,15 @@ interface Conn {
   connack: { resolve: (p: ConnackPacket) => void; reject: (e: Error) => void } | undefined;
   lastReceived: number;
   closeWaiters: Array<() => void>;
+  /** The onAuth call whose answer this connection waits for; a stale answer is dropped. */
+  authStep: object | undefined;
+}
+
+/** A reauthenticate() call waiting for the broker's AUTH 0x00 on `conn`. */
+interface Reauth {
+  conn: Conn;
+  resolve: (properties: Properties | undefined) => void;
+  reject: (error: Error) => void;
 }
 
 interface ServerLimits {
@@ -179,6 +190,10 @@ export class MqttClient extends Emitter<ClientEvents> {
   #takenOver: Error | undefined;
   /** The connection attempt in progress, if any. */
   #opening: Conn | undefined;
+  /** v5 enhanced authentication: method and initial data of every CONNECT. */
+  readonly #authMethod: string | undefined;
+  readonly #authData: Buffer | undefined;
+  #reauth: Reauth | undefined;
 
   /** Use {@link connect}; the constructor does not open a connection. */
   constructor(url: string | URL, options: ConnectOptions = {}, token?: symbol) {
@@ -197,6 +212,21 @@ export class MqttClient extends Emitter<ClientEvents> {
     if (this.protocolVersion !== 5 && this.#options.password !== undefined && this.#options.username === undefined) {
       // [MQTT-3.1.2-22] (3.1.1) a password needs a user name.
       throw new ClientUsageError('MQTT_ERR_INVALID_OPTIONS', ReasonCode.ProtocolError, 'MQTT 3.x needs a username with a password', 'MQTT-3.1.2-22');
+    }
+    // The method may come as an option or, passed through, among the CONNECT properties: one source of truth.
+    const propsMethod = options.properties?.authenticationMethod;
+    if (options.authenticationMethod !== undefined && propsMethod !== undefined && propsMethod !== options.authenticationMethod) {
+      throw new ClientUsageError('MQTT_ERR_INVALID_OPTIONS', ReasonCode.ProtocolError, 'authenticationMethod and properties.authenticationMethod differ');
+    }
+    this.#authMethod = options.authenticationMethod ?? propsMethod;
+    const authData = options.authenticationData ?? options.properties?.authenticationData;
+    this.#authData = authData === undefined ? undefined : toBuffer(authData);
+    if (this.#authMethod !== undefined && this.protocolVersion !== 5) {
+      throw new ClientUsageError('MQTT_ERR_INVALID_OPTIONS', ReasonCode.ProtocolError, 'enhanced authentication needs MQTT 5');
+    }
+    if (this.#authData !== undefined && this.#authMethod === undefined) {
+      // Section 3.1.2.11.10: Authentication Data without Authentication Method is a Protocol Error.
+      throw new ClientUsageError('MQTT_ERR_INVALID_OPTIONS', ReasonCode.ProtocolError, 'authenticationData needs an authenticationMethod');
     }
     this.#clock = options.clock ?? systemClock;
     this.#log = options.logger ?? silentLogger;
@@ -407,6 +437,47 @@ export class MqttClient extends Emitter<ClientEvents> {
   }
 
   /**
+   * MQTT 5 re-authentication on the open connection: AUTH 0x19 with the connection's Authentication Method
+   * [MQTT-4.12.1-1] and `data` (default: `authenticationData`), then the same exchange as at connect, onAuth
+   * answering each AUTH 0x18. Resolves with the properties of the broker's AUTH 0x00 (its final Authentication
+   * Data, if any). Rejects with ServerDisconnectError when the broker refuses (DISCONNECT [MQTT-4.12.1-2]), with
+   * AuthHandlerError when onAuth fails (the client then disconnects with 0x83), or when the connection closes.
+   * Messages keep flowing meanwhile; a refusal ends the connection and the client reconnects as after any loss.
+   */
+  reauthenticate(data?: Uint8Array): Promise<Properties | undefined> {
+    const method = this.#authMethod;
+    if (method === undefined) {
+      // [MQTT-4.12.0-7] no AUTH from a client whose CONNECT had no Authentication Method.
+      return Promise.reject(new ClientUsageError('MQTT_ERR_NO_AUTH_METHOD', ReasonCode.ProtocolError, 're-authentication needs an authenticationMethod', 'MQTT-4.12.0-7'));
+    }
+    if (this.#reauth !== undefined) {
+      return Promise.reject(new ClientUsageError('MQTT_ERR_REAUTH_IN_PROGRESS', ReasonCode.ProtocolError, 'a re-authentication is already under way'));
+    }
+    const conn = this.#conn;
+    if (conn === undefined || this.#state !== 'connected') return Promise.reject(new ConnectionClosedError('not connected'));
+    const authData = data === undefined ? this.#authData : toBuffer(data);
+    return new Promise((resolve, reject) => {
+      this.#reauth = { conn, resolve, reject };
+      // [MQTT-4.12.1-1] Reason Code 0x19 and the method the connection was authenticated with.
+      this.#sendOn(conn, this.#authPacket(ReasonCode.ReAuthenticate, method, authData));
+    });
+  }
+
+  #authPacket(reasonCode: number, method: string, data: Buffer | undefined): AuthPacket {
+    const properties: Properties = { authenticationMethod: method };
+    if (data !== undefined) properties.authenticationData = data;
+    return { type: 'auth', reasonCode, properties };
+  }
+
+  /** Settles a pending reauthenticate() on `conn` with an error. */
+  #failReauth(conn: Conn | undefined, error: Error): void {
+    const reauth = this.#reauth;
+    if (reauth === undefined || (conn !== undefined && reauth.conn !== conn)) return;
+    this.#reauth = undefined;
+    reauth.reject(error);
+  }
+
+  /**
    * Closes cleanly: DISCONNECT, then the connection. Operations still pending reject with
    * MQTT_ERR_CONNECTION_CLOSED (messages in a store stay there for the next start). Closes the store.
    */
@@ -474,6 +545,7 @@ export class MqttClient extends Emitter<ClientEvents> {
       connack: undefined,
       lastReceived: this.#clock.now(),
       closeWaiters: [],
+      authStep: undefined,
     };
     const connackPromise = new Promise<ConnackPacket>((resolve, reject) => {
       conn.connack = { resolve, reject };
@@ -528,6 +600,9 @@ export class MqttClient extends Emitter<ClientEvents> {
     if (v === 5) {
       properties = { ...o.properties };
       if (o.sessionExpiryInterval !== undefined) properties.sessionExpiryInterval = o.sessionExpiryInterval;
+      // Every CONNECT, reconnects too, starts the exchange afresh: the broker keeps no authentication state.
+      if (this.#authMethod !== undefined) properties.authenticationMethod = this.#authMethod;
+      if (this.#authData !== undefined) properties.authenticationData = this.#authData;
       if (Object.keys(properties).length === 0) properties = undefined;
     }
     const will = o.will;
@@ -630,6 +705,7 @@ export class MqttClient extends Emitter<ClientEvents> {
     }
     if (conn !== this.#conn) return;
     this.#conn = undefined;
+    this.#failReauth(conn, error ?? new ConnectionClosedError('connection closed during re-authentication'));
     this.#stopKeepAlive();
     for (const flow of this.#flows.values()) flow.onWire = false;
     this.#inflight = 0;
@@ -662,7 +738,7 @@ export class MqttClient extends Emitter<ClientEvents> {
         (err: unknown) => {
           if (this.#state !== 'reconnecting') return;
           this.#log.debug({ err }, 'reconnect failed');
-          if (err instanceof ConnectionRefusedError) this.#reportError(err);
+          if (err instanceof ConnectionRefusedError || err instanceof AuthHandlerError) this.#reportError(err);
           this.#scheduleReconnect();
         },
       );
@@ -723,6 +799,7 @@ export class MqttClient extends Emitter<ClientEvents> {
     this.#head = 0;
     for (const request of this.#requests.values()) request.reject(reason);
     this.#requests.clear();
+    this.#failReauth(undefined, reason);
     for (const stream of this.#streams) stream.finish();
     this.#streams.clear();
     try {
@@ -952,23 +1029,123 @@ export class MqttClient extends Emitter<ClientEvents> {
   #violation(conn: Conn, reasonCode: number, error: Error): void {
     this.#log.warn({ err: error }, 'protocol violation by the broker');
     this.emit('error', error);
-    if (conn.connack !== undefined) {
-      conn.connack.reject(error);
-      conn.connack = undefined;
-    }
+    conn.authStep = undefined;
+    // DISCONNECT is queued before the connect attempt learns of the failure: that attempt destroys the transport.
     if (this.protocolVersion === 5 && conn.transport !== undefined) {
       this.#sendOn(conn, { type: 'disconnect', reasonCode }, () => conn.transport?.destroy());
     } else {
       conn.transport?.destroy();
     }
+    if (conn.connack !== undefined) {
+      conn.connack.reject(error);
+      conn.connack = undefined;
+    }
+    this.#failReauth(conn, error);
+  }
+
+  /**
+   * An AUTH from the broker: during connect it must be a challenge (0x18) [MQTT-4.12.0-2]; afterwards only
+   * within a re-authentication we started, a challenge or the final 0x00. Always with our method.
+   */
+  #onAuth(conn: Conn, packet: AuthPacket): void {
+    const method = this.#authMethod;
+    const code = packet.reasonCode;
+    const fail = (message: string, rule?: string): void => {
+      this.#violation(conn, ReasonCode.ProtocolError, new MqttError('MQTT_ERR_PROTOCOL_ERROR', ReasonCode.ProtocolError, message, rule));
+    };
+    if (method === undefined) {
+      fail('AUTH from the broker without enhanced authentication', 'MQTT-4.12.0-6');
+      return;
+    }
+    if (packet.properties?.authenticationMethod !== method) {
+      fail('AUTH with a different authentication method', 'MQTT-4.12.0-5');
+      return;
+    }
+    const hex = `0x${code.toString(16).padStart(2, '0')}`;
+    if (conn.connack !== undefined) {
+      if (code !== ReasonCode.ContinueAuthentication) {
+        fail(`AUTH ${hex} before CONNACK`, 'MQTT-4.12.0-2');
+        return;
+      }
+    } else if (this.#reauth?.conn !== conn || code === ReasonCode.ReAuthenticate) {
+      // Only the client starts a re-authentication (0x19 is the client's code).
+      fail(`AUTH ${hex} outside a re-authentication the client started`);
+      return;
+    }
+    if (code === ReasonCode.Success) {
+      const reauth = this.#reauth as Reauth;
+      this.#reauth = undefined;
+      conn.authStep = undefined;
+      reauth.resolve(packet.properties);
+      return;
+    }
+    this.#answerChallenge(conn, method, packet);
+  }
+
+  /** Asks onAuth for the next Authentication Data and sends it in AUTH 0x18 [MQTT-4.12.0-3]. */
+  #answerChallenge(conn: Conn, method: string, packet: AuthPacket): void {
+    const step = {};
+    conn.authStep = step;
+    const handler = this.#options.onAuth;
+    let answer: Promise<Uint8Array>;
+    try {
+      if (handler === undefined) throw new Error('the broker sent AUTH 0x18 and no onAuth handler is set');
+      answer = Promise.resolve(handler(method, packet.properties?.authenticationData, packet.reasonCode));
+    } catch (err) {
+      answer = Promise.reject(err);
+    }
+    const current = (): boolean => conn.authStep === step && !conn.closed;
+    answer.then(
+      (data: unknown) => {
+        if (!current()) return; // the exchange ended meanwhile (CONNACK, close, timeout)
+        conn.authStep = undefined;
+        if (!(data instanceof Uint8Array)) {
+          this.#authHandlerFailed(conn, new TypeError('onAuth must return a Buffer or Uint8Array'));
+          return;
+        }
+        // [MQTT-4.12.0-3] answer with 0x18; [MQTT-4.12.0-5] and the same method.
+        this.#sendOn(conn, this.#authPacket(ReasonCode.ContinueAuthentication, method, toBuffer(data)));
+      },
+      (err: unknown) => {
+        if (!current()) return;
+        conn.authStep = undefined;
+        this.#authHandlerFailed(conn, err);
+      },
+    );
+  }
+
+  /**
+   * onAuth failed: the client cannot go on, so it says so with DISCONNECT 0x83 (section 4.13) and closes. The
+   * error goes to the caller waiting: connect(), reauthenticate(), or the 'error' event for a reconnect.
+   */
+  #authHandlerFailed(conn: Conn, cause: unknown): void {
+    const error = new AuthHandlerError(cause);
+    this.#log.warn({ err: cause }, 'onAuth failed: disconnecting');
+    this.#sendOn(conn, { type: 'disconnect', reasonCode: ReasonCode.ImplementationSpecificError }, () => conn.transport?.destroy());
+    if (conn.connack !== undefined) {
+      conn.connack.reject(error);
+      conn.connack = undefined;
+    }
+    this.#failReauth(conn, error);
   }
 
   #onPacket(conn: Conn, packet: Packet): void {
     if (conn.connack !== undefined) {
       // Before CONNACK only CONNACK may arrive [MQTT-3.2.0-1] (v5 also AUTH/DISCONNECT).
       const waiter = conn.connack;
+      if (packet.type === 'auth') {
+        this.#onAuth(conn, packet);
+        return;
+      }
       if (packet.type === 'connack') {
+        if (this.protocolVersion === 5 && packet.reasonCode === 0 && packet.properties?.authenticationMethod !== this.#authMethod) {
+          // [MQTT-4.12.0-5] a successful CONNACK carries the CONNECT's method; [MQTT-4.12.0-6] and none without one.
+          const rule = this.#authMethod === undefined ? 'MQTT-4.12.0-6' : 'MQTT-4.12.0-5';
+          this.#violation(conn, ReasonCode.ProtocolError, new MqttError('MQTT_ERR_PROTOCOL_ERROR', ReasonCode.ProtocolError, 'CONNACK with a different authentication method', rule));
+          return;
+        }
         conn.connack = undefined;
+        conn.authStep = undefined;
         if (packet.reasonCode !== 0) {
           waiter.reject(new ConnectionRefusedError(packet.reasonCode, this.protocolVersion, packet.properties?.reasonString));
           conn.transport?.destroy();
@@ -1035,18 +1212,22 @@ export class MqttClient extends Emitter<ClientEvents> {
         // connection took this session over: reconnecting would take it back, and so on forever.
         const error = new ServerDisconnectError(packet.reasonCode ?? 0, packet.properties?.reasonString);
         if (packet.reasonCode === ReasonCode.SessionTakenOver) this.#takenOver = error;
+        // [MQTT-4.12.1-2] a refused re-authentication ends with DISCONNECT: that is its answer.
+        this.#failReauth(conn, error);
         this.emit('disconnect', packet);
         this.emit('error', error);
         conn.transport?.destroy();
         return;
       }
       case 'auth':
+        this.#onAuth(conn, packet);
+        return;
       case 'connack':
       case 'connect':
       case 'subscribe':
       case 'unsubscribe':
       case 'pingreq':
-        // Packets a server never sends to a client (AUTH: no enhanced authentication was requested).
+        // Packets a server never sends to a client.
         this.#violation(conn, ReasonCode.ProtocolError, new MqttError('MQTT_ERR_PROTOCOL_ERROR', ReasonCode.ProtocolError, `unexpected ${packet.type} from the broker`));
         return;
       default: {

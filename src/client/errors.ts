@@ -113,3 +113,12 @@ export class ClientUsageError extends MqttError {
     super(code, reasonCode, message, rule);
   }
 }
+
+/** The application's onAuth handler threw, rejected or returned something other than a Buffer or Uint8Array; the client disconnected with 0x83. */
+export class AuthHandlerError extends MqttError {
+  constructor(cause: unknown) {
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    super('MQTT_ERR_AUTH_HANDLER', ReasonCode.ImplementationSpecificError, `enhanced authentication failed in onAuth: ${detail}`);
+    this.cause = cause;
+  }
+}

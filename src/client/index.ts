@@ -4,7 +4,7 @@
  * imports no Node built-in.
  */
 export { connect, MqttClient, type ClientEvents } from './client.js';
-export { ConnectionRefusedError, ConnectionClosedError, ReasonCodeError, ServerDisconnectError, ClientUsageError, reasonName } from './errors.js';
+export { AuthHandlerError, ConnectionRefusedError, ConnectionClosedError, ReasonCodeError, ServerDisconnectError, ClientUsageError, reasonName } from './errors.js';
 export { MemoryStore, type OutgoingStore, type StoredMessage } from './store.js';
 /** Opens a {@link FileStore} in `directory` (Node only; loaded on demand so browsers never see node:fs). */
 export async function openFileStore(directory: string): Promise<import('./file-store.js').FileStore> {
@@ -15,6 +15,7 @@ export type { FileStore } from './file-store.js';
 export { backoffDelay, type BackoffOptions } from './backoff.js';
 export type { TlsOptions } from './transport.js';
 export type {
+  AuthHandler,
   ConnectOptions,
   DeliveredEvent,
   Message,

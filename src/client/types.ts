@@ -27,6 +27,12 @@ export interface WillOptions {
   properties?: Properties;
 }
 
+/**
+ * MQTT 5 enhanced authentication: computes the next Authentication Data when the broker sends AUTH 0x18
+ * (Continue authentication) with its `data`. The client sends the result back in AUTH 0x18.
+ */
+export type AuthHandler = (method: string, data: Buffer | undefined, reasonCode: number) => Uint8Array | Promise<Uint8Array>;
+
 export interface ConnectOptions {
   /** 3 = MQTT 3.1, 4 = MQTT 3.1.1, 5 = MQTT 5.0 (default). */
   protocolVersion?: 3 | 4 | 5;
@@ -43,7 +49,13 @@ export interface ConnectOptions {
   will?: WillOptions;
   /** Further v5 CONNECT properties: receiveMaximum, maximumPacketSize, topicAliasMaximum, userProperties, ... */
   properties?: Properties;
-  /** Milliseconds to wait for CONNACK. Default 30000. */
+  /** v5 enhanced authentication: the Authentication Method of every CONNECT, e.g. 'SCRAM-SHA-256'. */
+  authenticationMethod?: string;
+  /** v5: Authentication Data sent with the method in every CONNECT (and by default in reauthenticate()). */
+  authenticationData?: Uint8Array;
+  /** v5: answers the broker's AUTH 0x18 challenges, at connect and during reauthenticate(). */
+  onAuth?: AuthHandler;
+  /** Milliseconds to wait for CONNACK (the whole AUTH exchange included). Default 30000. */
   connectTimeout?: number;
   /** Reconnect after a lost connection (default on, backoff 1 s doubling to 30 s, jittered); false disables. */
   reconnect?: boolean | BackoffOptions;
