@@ -38,10 +38,11 @@ export interface CliBroker {
   exited: Promise<number | null>;
 }
 
-export function startCli(t: TestContext, args: string[], cwd?: string): CliBroker {
+export function startCli(t: TestContext, args: string[], cwd?: string, env?: NodeJS.ProcessEnv): CliBroker {
   const child = spawn(process.execPath, [...execArgv, cliMain, 'broker', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(cwd === undefined ? {} : { cwd }),
+    ...(env === undefined ? {} : { env: { ...process.env, ...env } }),
   });
   const exited = once(child, 'exit').then(([code]) => code as number | null);
   t.after(() => {
