@@ -4,26 +4,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { silentLogger, type Logger } from '../../src/shared/logger.js';
+import { recordingLogger } from '../helpers/log-recorder.js';
 import { startBroker } from '../helpers/broker.js';
 import { RawClient, T, connect } from '../helpers/raw-client.js';
-
-interface Line {
-  level: 'info' | 'warn';
-  obj: Record<string, unknown>;
-  msg: string | undefined;
-}
-
-function recorder(): { logger: Logger; lines: Line[] } {
-  const lines: Line[] = [];
-  const logger: Logger = {
-    ...silentLogger,
-    info: (obj, msg) => lines.push({ level: 'info', obj: obj as Record<string, unknown>, msg }),
-    warn: (obj, msg) => lines.push({ level: 'warn', obj: obj as Record<string, unknown>, msg }),
-    child: () => logger,
-  };
-  return { logger, lines };
-}
 
 /** Runs `fn` for 0..n-1, `width` at a time (a light load on a shared machine). */
 async function inBatches(n: number, width: number, fn: (i: number) => Promise<void>): Promise<void> {
@@ -36,7 +19,7 @@ const BURST = 10;
 const INTERVAL_MS = 10_000;
 
 test('a flood of malformed and refused connections: all answered and closed, log lines rate-limited per kind', async (t) => {
-  const { logger, lines } = recorder();
+  const { logger, lines } = recordingLogger(['info', 'warn']);
   const started = Date.now();
   const { broker, port } = await startBroker(t, {}, { logger });
   const garbage = 200;

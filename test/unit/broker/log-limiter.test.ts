@@ -3,27 +3,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LogLimiter } from '../../../src/broker/limits.js';
 import type { Clock } from '../../../src/shared/clock.js';
-import { silentLogger, type Logger } from '../../../src/shared/logger.js';
+import { recordingLogger } from '../../helpers/log-recorder.js';
 import { FakeClock } from './harness.js';
-
-interface Line {
-  obj: Record<string, unknown>;
-  msg: string | undefined;
-}
-
-function recorder(): { logger: Logger; lines: Line[] } {
-  const lines: Line[] = [];
-  const logger: Logger = {
-    ...silentLogger,
-    warn: (obj, msg) => lines.push({ obj: obj as Record<string, unknown>, msg }),
-    child: () => logger,
-  };
-  return { logger, lines };
-}
 
 test('the first lines of a window pass, the rest are counted and summed up once when the window ends', () => {
   const clock = new FakeClock();
-  const { logger, lines } = recorder();
+  const { logger, lines } = recordingLogger(['warn']);
   const limiter = new LogLimiter<'a' | 'b'>(logger, clock, { burst: 3, intervalMs: 1000 });
   const allowed = Array.from({ length: 10 }, () => limiter.allow('a'));
   assert.deepEqual(allowed, [true, true, true, false, false, false, false, false, false, false]);
@@ -33,7 +18,7 @@ test('the first lines of a window pass, the rest are counted and summed up once 
   clock.advance(999);
   assert.equal(lines.length, 0);
   clock.advance(1);
-  assert.deepEqual(lines, [{ obj: { kind: 'a', suppressed: 7, intervalMs: 1000 }, msg: 'log lines suppressed' }]);
+  assert.deepEqual(lines, [{ level: 'warn', obj: { kind: 'a', suppressed: 7, intervalMs: 1000 }, msg: 'log lines suppressed' }]);
   // A new window: a burst again, and no second summary for a window without suppressed lines.
   assert.deepEqual([limiter.allow('a'), limiter.allow('a'), limiter.allow('a')], [true, true, true]);
   clock.advance(5000);
@@ -44,7 +29,7 @@ test('a late summary timer still closes the window at the next event; flush() re
   // A clock whose timers never fire: a busy event loop runs the summary timer late.
   let now = 0;
   const clock: Clock = { now: () => now, setTimeout: () => ({}), clearTimeout: () => undefined };
-  const { logger, lines } = recorder();
+  const { logger, lines } = recordingLogger(['warn']);
   const limiter = new LogLimiter<'a'>(logger, clock, { burst: 1, intervalMs: 1000 });
   limiter.allow('a');
   limiter.allow('a');
