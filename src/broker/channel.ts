@@ -151,9 +151,13 @@ export class Channel implements SessionOwner {
         break;
       case 'authenticating':
         // The connection holds packets back while a hook runs, so only the AUTH exchange of enhanced
-        // authentication (MQTT 5.0 section 4.12) can arrive in this state; anything else is a protocol error.
+        // authentication (MQTT 5.0 section 4.12) can arrive in this state. [MQTT-3.1.2-30] the client may send AUTH
+        // or DISCONNECT before CONNACK: a DISCONNECT abandons the connection (no CONNACK, no will: there is no
+        // session yet); anything else is a protocol error.
         if (packet.type === 'auth' && this.#authMethod !== undefined) this.#onAuth(packet);
-        else this.#protocolError(`${packet.type} during authentication`, undefined);
+        else if (packet.type === 'disconnect' && this.#authMethod !== undefined) {
+          this.#close(`client disconnected during authentication (0x${(packet.reasonCode ?? 0).toString(16).padStart(2, '0')})`, undefined);
+        } else this.#protocolError(`${packet.type} during authentication`, undefined);
         break;
       case 'connected':
         this.#onConnected(packet, now);

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import type { EnhancedAuthenticator } from '../../../src/broker/index.js';
-import { P, T, auth, connect, parseAuth, parseConnack, parseDisconnect, prop, publish } from '../../helpers/raw-client.js';
+import { P, T, auth, connect, disconnect, parseAuth, parseConnack, parseDisconnect, prop, publish } from '../../helpers/raw-client.js';
 import { broker, expectErrorClose, socket, uid } from '../support.js';
 
 /** A toy challenge/response: 'hello' gets the challenge, 'answer' passes, anything else fails with 0x87. */
@@ -66,6 +66,22 @@ test('[MQTT-3.1.2-30] a PUBLISH before the AUTH exchange completed is refused an
   await c.expect(T.AUTH);
   c.send(publish({ version: 5, topic: 'early', payload: 'x' }));
   await expectErrorClose(c, 5, [0x82], 'connect');
+});
+
+test('[MQTT-3.1.2-30] a DISCONNECT during the AUTH exchange ends the connection without CONNACK; the broker serves on', async (t) => {
+  const port = await toyBroker(t);
+  const c = await open(t, port);
+  c.send(connect({ version: 5, clientId: uid(), properties: [METHOD, [P.AuthenticationData, Buffer.from('hello')]] }));
+  await c.expect(T.AUTH);
+  c.send(disconnect(0x00));
+  // Not a protocol error: no CONNACK 0x82, nothing at all, just the close.
+  assert.deepEqual(await c.waitClose(), []);
+  const again = await open(t, port);
+  again.send(connect({ version: 5, clientId: uid(), properties: [METHOD, [P.AuthenticationData, Buffer.from('hello')]] }));
+  await again.expect(T.AUTH);
+  again.send(auth(0x18, [METHOD, [P.AuthenticationData, Buffer.from('answer')]]));
+  assert.equal(parseConnack(await again.expect(T.CONNACK), 5).code, 0);
+  again.destroy();
 });
 
 test('[MQTT-4.12.0-6] without an Authentication Method there is no AUTH and no method in CONNACK', async (t) => {
