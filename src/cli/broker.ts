@@ -189,7 +189,8 @@ function runInThread(argv: string[], youngMb: number): Promise<number> {
       }
     });
     worker.on('error', (err) => {
-      process.stderr.write(`telemq broker: ${err.message}\n`);
+      // An uncaught error ends the thread as it would end the process: keep the stack for the bug report.
+      process.stderr.write(`telemq broker: ${err.stack ?? err.message}\n`);
       code ??= 1;
     });
     worker.on('exit', (exit) => {
