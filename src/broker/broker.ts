@@ -415,6 +415,8 @@ export class Broker {
       await Promise.all([...this.#connections].map((c) => c.closed));
     }
     await listenersClosed;
+    // The sessions' expiry and will timers would otherwise fire into the closed store of a stopped broker.
+    this.#core?.stopTimers();
     // Both are idempotent (a failed start already closed them).
     await this.#core?.store.close();
     await this.#storage?.close();

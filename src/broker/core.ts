@@ -326,6 +326,19 @@ export class BrokerCore {
     session.pendingWill = pending;
   }
 
+  /**
+   * Shutdown: cancels every session's expiry and will timer, so that nothing fires into a closed store. A durable
+   * session's waiting will is stored and re-armed at the next start; a non-durable one ends with the process.
+   */
+  stopTimers(): void {
+    for (const session of this.sessions.values()) {
+      if (session.expiryTimer !== undefined) this.clock.clearTimeout(session.expiryTimer);
+      session.expiryTimer = undefined;
+      const pending = session.pendingWill;
+      if (pending?.timer !== undefined) this.clock.clearTimeout(pending.timer);
+    }
+  }
+
   /** Ends a session: its pending will goes out now, unacknowledged shared-subscription messages go to another member. */
   endSession(session: Session, now: number): void {
     if (this.sessions.get(session.clientId) !== session) return;

@@ -11,11 +11,12 @@ import { createBroker, type Broker } from '../../../src/broker/index.js';
 import { openStorage, type Storage } from '../../../src/broker/persistence/open.js';
 import { SqliteRetainedStore } from '../../../src/broker/persistence/sqlite-retained.js';
 import { SqliteDatabase, SqliteStore } from '../../../src/broker/persistence/sqlite-store.js';
-import { silentLogger } from '../../../src/shared/logger.js';
+import { silentLogger, type Logger } from '../../../src/shared/logger.js';
+import { recordingLogger } from '../../helpers/log-recorder.js';
 import { shiftedBrokers, tempDir } from './helpers.js';
 
-async function start(t: TestContext, path: string): Promise<{ broker: Broker; storage: Storage; url: string }> {
-  const storage = await openStorage({ type: 'sqlite', path, durability: 'batch', cleanupIntervalMs: 0 }, silentLogger);
+async function start(t: TestContext, path: string, logger: Logger = silentLogger): Promise<{ broker: Broker; storage: Storage; url: string }> {
+  const storage = await openStorage({ type: 'sqlite', path, durability: 'batch', cleanupIntervalMs: 0 }, logger);
   const broker = createBroker(
     { listeners: [{ type: 'tcp', host: '127.0.0.1', port: 0 }], sys: { enabled: false } },
     { store: storage.store, retained: storage.retained },
@@ -121,4 +122,24 @@ test('[MQTT-4.1.0-2] restart: a session whose expiry passed while the broker was
     assert.equal(sessionPresent, present, `${clientId}: session present = ${present}`);
     await c.endAsync();
   }
+});
+
+test('a stopped broker leaves no session-expiry or will timer behind to fire into its closed store', async (t) => {
+  const path = join(tempDir(t), 'data', 'telemq.db');
+  const { logger, lines } = recordingLogger(['warn', 'error']);
+  const first = await start(t, path, logger);
+  // [MQTT-3.1.3-9] a will waiting 1 s, in a session that expires 1 s after the connection is lost.
+  const { c } = await client(t, first.url, {
+    clientId: 'timers',
+    protocolVersion: 5,
+    clean: false,
+    properties: { sessionExpiryInterval: 1 },
+    will: { topic: 'w', payload: Buffer.from('gone'), qos: 1, retain: false, properties: { willDelayInterval: 1 } },
+  });
+  c.stream.destroy();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  await first.broker.close(100);
+  await first.storage.close();
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  assert.deepEqual(lines.map((l) => l.msg), [], 'nothing written after close');
 });
