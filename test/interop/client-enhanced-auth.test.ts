@@ -2,7 +2,6 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { createServer, type Socket } from 'node:net';
 import {
   AuthHandlerError,
   connect,
@@ -12,8 +11,9 @@ import {
   type ConnectOptions,
 } from '../../src/client/index.js';
 import type { AuthStep, EnhancedAuthenticator } from '../../src/broker/index.js';
-import { Decoder, encode, type Packet } from '../../src/protocol/index.js';
+import type { Packet } from '../../src/protocol/index.js';
 import { startBroker } from '../helpers/broker.js';
+import { scriptedBroker } from '../helpers/scripted-broker.js';
 import { Proxy, type WirePacket } from './client-proxy.js';
 
 // A missing packet shows as a failed test, not a hung run.
@@ -245,38 +245,6 @@ test('[MQTT-4.12.0-7] reauthenticate() without an Authentication Method rejects 
   await assert.rejects(connect(broker.url, { authenticationData: Buffer.from('x') }), (err: unknown) => err instanceof MqttError && err.code === 'MQTT_ERR_INVALID_OPTIONS');
 });
 
-/** A broker scripted per test: `onConnect` answers the CONNECT; records what the client sends until it closes. */
-async function scripted(t: TestContext, onConnect: (send: (p: Packet) => void) => void): Promise<{ url: string; received: Packet[]; closed: Promise<void> }> {
-  const received: Packet[] = [];
-  let socket: Socket | undefined;
-  let closed!: () => void;
-  const closedPromise = new Promise<void>((resolve) => (closed = resolve));
-  const server = createServer((s) => {
-    socket = s;
-    const decoder = new Decoder({ protocolVersion: 5 });
-    const send = (p: Packet): void => {
-      s.write(encode(p, 5));
-    };
-    s.on('data', (chunk: Buffer) => {
-      decoder.push(chunk);
-      for (let p = decoder.read(); p !== undefined; p = decoder.read()) {
-        if (p instanceof Error) throw p;
-        received.push(p);
-        if (p.type === 'connect') onConnect(send);
-      }
-    });
-    s.on('close', () => closed());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => {
-    socket?.destroy();
-    return new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no address');
-  return { url: `mqtt://127.0.0.1:${address.port}`, received, closed: closedPromise };
-}
-
 const protocolError = (rule: string) => (err: unknown) => err instanceof MqttError && err.code === 'MQTT_ERR_PROTOCOL_ERROR' && err.rule === rule;
 const sentDisconnect = (received: Packet[]): number | undefined => {
   const d = received.find((p) => p.type === 'disconnect');
@@ -284,26 +252,26 @@ const sentDisconnect = (received: Packet[]): number | undefined => {
 };
 
 test('[MQTT-4.12.0-5] a successful CONNACK with another method: DISCONNECT 0x82, connect() rejects', BOUNDED, async (t) => {
-  const broker = await scripted(t, (send) => send({ type: 'connack', sessionPresent: false, reasonCode: 0, properties: { authenticationMethod: 'OTHER' } }));
+  const broker = await scriptedBroker(t, 5, (send) => send({ type: 'connack', sessionPresent: false, reasonCode: 0, properties: { authenticationMethod: 'OTHER' } }));
   const { options } = hmacClient();
   await assert.rejects(connect(broker.url, { ...options, reconnect: false }), protocolError('MQTT-4.12.0-5'));
-  await broker.closed;
+  await broker.firstClose;
   assert.equal(sentDisconnect(broker.received), 0x82);
 });
 
 test('[MQTT-4.12.0-5] an AUTH challenge with another method: DISCONNECT 0x82, onAuth not called', BOUNDED, async (t) => {
-  const broker = await scripted(t, (send) => send({ type: 'auth', reasonCode: 0x18, properties: { authenticationMethod: 'OTHER', authenticationData: Buffer.from('n') } }));
+  const broker = await scriptedBroker(t, 5, (send) => send({ type: 'auth', reasonCode: 0x18, properties: { authenticationMethod: 'OTHER', authenticationData: Buffer.from('n') } }));
   const { options, calls } = hmacClient();
   await assert.rejects(connect(broker.url, { ...options, reconnect: false }), protocolError('MQTT-4.12.0-5'));
-  await broker.closed;
+  await broker.firstClose;
   assert.equal(sentDisconnect(broker.received), 0x82);
   assert.equal(calls.length, 0);
 });
 
 test('[MQTT-4.12.0-6] AUTH to a client whose CONNECT had no method: DISCONNECT 0x82', BOUNDED, async (t) => {
-  const broker = await scripted(t, (send) => send({ type: 'auth', reasonCode: 0x18, properties: { authenticationMethod: METHOD } }));
+  const broker = await scriptedBroker(t, 5, (send) => send({ type: 'auth', reasonCode: 0x18, properties: { authenticationMethod: METHOD } }));
   await assert.rejects(connect(broker.url, { reconnect: false }), protocolError('MQTT-4.12.0-6'));
-  await broker.closed;
+  await broker.firstClose;
   assert.equal(sentDisconnect(broker.received), 0x82);
   const connectPacket = broker.received[0];
   assert.ok(connectPacket?.type === 'connect' && connectPacket.properties?.authenticationMethod === undefined);

@@ -1,53 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Socket } from 'node:net';
 import { connect, type Message } from '../../src/client/index.js';
-import { Decoder, encode, type Packet } from '../../src/protocol/index.js';
-
-/** A broker scripted packet by packet: accepts one connection, answers CONNECT with CONNACK, records what the client sends. */
-async function scripted(t: import('node:test').TestContext, version: 4 | 5) {
-  const received: Packet[] = [];
-  const waiters: Array<() => void> = [];
-  let socket: Socket | undefined;
-  const server = createServer((s) => {
-    socket = s;
-    const decoder = new Decoder({ protocolVersion: version });
-    s.on('data', (chunk: Buffer) => {
-      decoder.push(chunk);
-      for (let p = decoder.read(); p !== undefined; p = decoder.read()) {
-        if (p instanceof Error) throw p;
-        received.push(p);
-        if (p.type === 'connect') s.write(encode({ type: 'connack', sessionPresent: false, reasonCode: 0 }, version));
-      }
-      for (const w of waiters.splice(0)) w();
-    });
-    s.on('close', () => {
-      for (const w of waiters.splice(0)) w();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => {
-    socket?.destroy();
-    return new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no address');
-  return {
-    url: `mqtt://127.0.0.1:${address.port}`,
-    received,
-    send: (packet: Packet) => socket?.write(encode(packet, version)),
-    closed: () => socket?.destroyed === true || socket?.readableEnded === true,
-    async until(predicate: () => boolean) {
-      while (!predicate()) await new Promise<void>((resolve) => waiters.push(resolve));
-    },
-  };
-}
+import type { Packet } from '../../src/protocol/index.js';
+import { scriptedBroker } from '../helpers/scripted-broker.js';
 
 const publish = (packetId: number, dup: boolean, text: string): Packet => ({ type: 'publish', topic: 'q2', payload: Buffer.from(text), qos: 2, retain: false, dup, packetId });
 
 for (const version of [4, 5] as const) {
   test(`v${version}: incoming QoS 2 is delivered once per packet id until PUBREL, then the id is new [MQTT-4.3.3-10] [MQTT-4.3.3-11]`, async (t) => {
-    const broker = await scripted(t, version);
+    const broker = await scriptedBroker(t, version);
     const client = await connect(broker.url, { protocolVersion: version, reconnect: false });
     t.after(() => client.end());
     const got: Message[] = [];
@@ -66,7 +27,7 @@ for (const version of [4, 5] as const) {
 }
 
 test('v5: incoming Topic Alias within our maximum is resolved; one above it closes with DISCONNECT 0x94 [MQTT-3.3.2-10]', async (t) => {
-  const broker = await scripted(t, 5);
+  const broker = await scriptedBroker(t, 5);
   const client = await connect(broker.url, { reconnect: false, properties: { topicAliasMaximum: 2 } });
   t.after(() => client.end());
   const got: string[] = [];
@@ -85,7 +46,7 @@ test('v5: incoming Topic Alias within our maximum is resolved; one above it clos
 });
 
 test('v5: a PUBACK with a failure reason code rejects publish() with it', async (t) => {
-  const broker = await scripted(t, 5);
+  const broker = await scriptedBroker(t, 5);
   const client = await connect(broker.url, { reconnect: false });
   t.after(() => client.end());
   const result = client.publish('secret', 'x', { qos: 1 });
