@@ -540,7 +540,23 @@ export class SqliteStore implements Store {
       }
       // [MQTT-3.3.2-5] expired queued messages are never delivered; in-flight ones must be completed.
       this.#s.purgeQueue.run(now);
+      this.#sweepPending();
     });
+  }
+
+  /** Sessions with rows waiting to be written (tests, diagnostics). */
+  get pendingSessions(): number {
+    return this.#pending.size;
+  }
+
+  /**
+   * Forgets sessions with nothing waiting and no missed acknowledgements: the per-session entry is kept between
+   * messages (creating it per message would cost more than it saves) but not for every session ever seen.
+   */
+  #sweepPending(): void {
+    for (const [clientId, p] of this.#pending) {
+      if (p.out.size === 0 && p.queue.size === 0 && p.misses === 0) this.#pending.delete(clientId);
+    }
   }
 
   #reloadKnown(): void {

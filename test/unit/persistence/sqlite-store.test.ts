@@ -375,3 +375,21 @@ test('writes after close (a timer firing during shutdown) are dropped and logged
   o.retained.set('t', { topic: 't', payload: Buffer.from('x'), qos: 0, storedAt: 0 });
   assert.equal(warnings.length, 1);
 });
+
+test('the background cleanup forgets sessions with no row waiting and no missed acknowledgement', async (t) => {
+  const o = openSqlite(t, { path: join(tempDir(t), 'a.db'), durability: 'batch', ackWaitMs: 200 });
+  for (const clientId of ['quiet', 'waiting', 'slow']) await o.store.putSession({ ...session, clientId });
+  const quiet = o.store.putOutgoing('quiet', { packetId: 1, state: 'publish', delivery: delivery('t', 'x') }, true);
+  o.store.deleteOutgoing('quiet', 1); // acknowledged in time
+  await quiet;
+  const slow = o.store.putOutgoing('slow', { packetId: 1, state: 'publish', delivery: delivery('t', 'x') }, true);
+  o.database.flush(); // as if the wait had passed: written, a miss
+  await slow;
+  assert.equal(o.store.pendingSessions, 2);
+  // A row still waiting when the purge runs: an urgent write makes the purge commit at the end of this turn.
+  void o.store.putOutgoing('waiting', { packetId: 1, state: 'publish', delivery: delivery('t', 'y') }, true);
+  o.database.cleanup();
+  await o.store.putSubscription('quiet', { topicFilter: 'a', qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 });
+  // 'quiet' is forgotten; 'waiting' has a row waiting, 'slow' a missed acknowledgement to remember.
+  assert.equal(o.store.pendingSessions, 2);
+});
