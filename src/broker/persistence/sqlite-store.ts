@@ -490,6 +490,17 @@ const MAX_MISSES = 4;
 const PROBE_EVERY = 64;
 
 /**
+ * The write of `row` (key `key` in `rows`) is about to run: marks it run and no longer pending.
+ * @returns false when it was superseded and must write nothing.
+ */
+function startRun(row: PendingRow, rows: Map<number, PendingRow>, key: number): boolean {
+  if (row.skip) return false;
+  row.ran = true;
+  if (rows.get(key) === row) rows.delete(key);
+  return true;
+}
+
+/**
  * Skips a put and the earlier puts of the same row, releasing their waiters now, or when `later` is given, leaving
  * that to the caller. @returns whether the row may be in the file already.
  */
@@ -762,10 +773,15 @@ export class SqliteStore implements Store {
    * before. A deferred row's waiter is released now: the subscriber has the message.
    * @returns whether the delete must still run.
    */
-  #superseded(rows: Map<number, PendingRow> | undefined, key: number): boolean {
-    const row = rows?.get(key);
+  #superseded(pending: ClientRows | undefined, kind: 'out' | 'queue', key: number): boolean {
+    if (pending === undefined) return true;
+    const rows = pending[kind];
+    const row = rows.get(key);
     if (row === undefined) return true;
-    (rows as Map<number, PendingRow>).delete(key);
+    rows.delete(key);
+    // An acknowledgement that beat its deferred row (the newest put has not run: it would have left the map):
+    // deferring pays off for this client.
+    if (row.op !== undefined) pending.misses = 0;
     return skipAll(row);
   }
 
@@ -781,15 +797,12 @@ export class SqliteStore implements Store {
     const rows = this.#pendingOf(clientId).queue;
     const row = this.#track(rows, seq, true, false);
     return this.database.write(() => {
-      if (row.skip) return;
-      row.ran = true;
-      if (rows.get(seq) === row) rows.delete(seq);
-      if (this.#known.has(clientId)) this.#s.enqueue.run(clientId, seq, ...deliveryRow(delivery));
+      if (startRun(row, rows, seq) && this.#known.has(clientId)) this.#s.enqueue.run(clientId, seq, ...deliveryRow(delivery));
     });
   }
 
   dequeue(clientId: string, seq: number): undefined {
-    if (this.#superseded(this.#pending.get(clientId)?.queue, seq)) {
+    if (this.#superseded(this.#pending.get(clientId), 'queue', seq)) {
       this.database.writeLater(() => this.#s.dequeue.run(clientId, seq));
     }
     return undefined;
@@ -814,10 +827,8 @@ export class SqliteStore implements Store {
     if (deferred && pending.misses >= MAX_MISSES) deferred = ++pending.probes % PROBE_EVERY === 0;
     const row = this.#track(rows, packetId, fresh, deferred);
     const op = (): void => {
-      if (row.skip) return;
-      row.ran = true;
+      if (!startRun(row, rows, packetId)) return;
       if (deferred) pending.misses++;
-      if (rows.get(packetId) === row) rows.delete(packetId);
       if (this.#known.has(clientId)) this.#s.putOutgoing.run(clientId, packetId, ord, state, ...deliveryRow(delivery));
     };
     if (deferred) {
@@ -829,11 +840,7 @@ export class SqliteStore implements Store {
 
   deleteOutgoing(clientId: string, packetId: number): undefined {
     // Nobody waits: a delete lost in a crash means a resend (QoS 1) or a PUBREL answered again (QoS 2).
-    const pending = this.#pending.get(clientId);
-    const row = pending?.out.get(packetId);
-    // An acknowledgement that beat its deferred row: deferring pays off for this client.
-    if (row?.op !== undefined && !row.ran) (pending as ClientRows).misses = 0;
-    if (this.#superseded(pending?.out, packetId)) {
+    if (this.#superseded(this.#pending.get(clientId), 'out', packetId)) {
       this.database.writeLater(() => this.#s.delOutgoing.run(clientId, packetId));
     }
     return undefined;
