@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { encodedLength, type Packet, type Properties, type ProtocolVersion, type QoS, type Will } from '../protocol/index.js';
-import type { Clock } from '../shared/clock.js';
+import type { Clock, TimerHandle } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import type { Authenticator, Authorizer, EnhancedAuthenticator } from './auth/auth.js';
 import type { MqttLimitsConfig } from './config.js';
@@ -290,39 +290,45 @@ export class BrokerCore {
 
   #scheduleExpiry(session: Session, ms: number): void {
     if (session.expiryInterval === SESSION_NEVER_EXPIRES) return;
-    // setTimeout's limit is 2^31-1 ms (~24.8 days); longer expiries re-arm.
-    const step = Math.min(ms, MAX_TIMER_MS);
-    session.expiryTimer = this.clock.setTimeout(() => {
-      session.expiryTimer = undefined;
-      if (session.owner !== undefined) return;
-      if (ms > MAX_TIMER_MS) this.#scheduleExpiry(session, ms - MAX_TIMER_MS);
-      else this.endSession(session, this.clock.now());
-    }, step);
-    session.expiryTimer.unref?.();
+    this.#longTimeout(
+      ms,
+      () => {
+        session.expiryTimer = undefined;
+        if (session.owner === undefined) this.endSession(session, this.clock.now());
+      },
+      (timer) => (session.expiryTimer = timer),
+    );
   }
 
   /**
-   * Holds `will` for `ms` as the session's pending will; endSession() sends it earlier, a reconnect cancels it.
-   * Delays beyond setTimeout's limit re-arm (a Will Delay Interval may be up to 2^32-1 s).
+   * Runs `fn` after `ms`, which may exceed setTimeout's limit (2^31-1 ms, ~24.8 days: a Session Expiry or Will Delay
+   * Interval may be up to 2^32-1 s): longer waits re-arm in steps. `keep` gets each step's timer, so that clearing
+   * the last one kept cancels the whole wait. Unref'ed: a waiting session does not keep the process alive.
    */
+  #longTimeout(ms: number, fn: () => void, keep: (timer: TimerHandle) => void): void {
+    const timer = this.clock.setTimeout(() => {
+      if (ms > MAX_TIMER_MS) this.#longTimeout(ms - MAX_TIMER_MS, fn, keep);
+      else fn();
+    }, Math.min(ms, MAX_TIMER_MS));
+    timer.unref?.();
+    keep(timer);
+  }
+
+  /** Holds `will` for `ms` as the session's pending will; endSession() sends it earlier, a reconnect cancels it. */
   #deferWill(session: Session, will: Will, ms: number): void {
     const pending: NonNullable<Session['pendingWill']> = { will, timer: undefined };
-    const arm = (left: number): void => {
-      pending.timer = this.clock.setTimeout(() => {
+    this.#longTimeout(
+      ms,
+      () => {
         if (session.pendingWill !== pending) return;
-        if (left > MAX_TIMER_MS) {
-          arm(left - MAX_TIMER_MS);
-          return;
-        }
         session.pendingWill = undefined;
         // [MQTT-3.1.2-10] removed from the stored session once published.
         if (session.durable) this.persist({ op: 'deleteWill', clientId: session.clientId });
         this.publishWill(session.clientId, will, this.clock.now(), session.username);
         this.discardPending();
-      }, Math.min(left, MAX_TIMER_MS));
-      pending.timer.unref?.();
-    };
-    arm(ms);
+      },
+      (timer) => (pending.timer = timer),
+    );
     session.pendingWill = pending;
   }
 
@@ -584,7 +590,7 @@ export class BrokerCore {
   }
 }
 
-/** setTimeout's longest delay (2^31-1 ms, ~24.8 days); longer ones fire at once, so timers re-arm in steps. */
+/** setTimeout's longest delay (2^31-1 ms, ~24.8 days); longer ones fire at once, so long waits re-arm in steps. */
 const MAX_TIMER_MS = 2_147_483_647;
 
 /** A will as stored while it waits for its delay. */
