@@ -469,6 +469,15 @@ export class MqttClient extends Emitter<ClientEvents> {
     return { type: 'auth', reasonCode, properties };
   }
 
+  /** Rejects what waits for an answer on `conn`: the connect attempt's CONNACK and a reauthenticate(). */
+  #failWaiters(conn: Conn, error: Error): void {
+    if (conn.connack !== undefined) {
+      conn.connack.reject(error);
+      conn.connack = undefined;
+    }
+    this.#failReauth(conn, error);
+  }
+
   /** Settles a pending reauthenticate() on `conn` with an error. */
   #failReauth(conn: Conn | undefined, error: Error): void {
     const reauth = this.#reauth;
@@ -1036,11 +1045,7 @@ export class MqttClient extends Emitter<ClientEvents> {
     } else {
       conn.transport?.destroy();
     }
-    if (conn.connack !== undefined) {
-      conn.connack.reject(error);
-      conn.connack = undefined;
-    }
-    this.#failReauth(conn, error);
+    this.#failWaiters(conn, error);
   }
 
   /**
@@ -1122,11 +1127,7 @@ export class MqttClient extends Emitter<ClientEvents> {
     const error = new AuthHandlerError(cause);
     this.#log.warn({ err: cause }, 'onAuth failed: disconnecting');
     this.#sendOn(conn, { type: 'disconnect', reasonCode: ReasonCode.ImplementationSpecificError }, () => conn.transport?.destroy());
-    if (conn.connack !== undefined) {
-      conn.connack.reject(error);
-      conn.connack = undefined;
-    }
-    this.#failReauth(conn, error);
+    this.#failWaiters(conn, error);
   }
 
   #onPacket(conn: Conn, packet: Packet): void {
