@@ -1,14 +1,16 @@
 /**
- * The worker thread `telemq broker` runs the broker in (see runInThread in broker.ts): it runs the same command with
- * the signals, error text and exit code passed through the main thread, which alone receives signals.
+ * The worker thread `telemq broker` runs the broker in (see runInThread in broker.ts): it serves the configuration
+ * the main thread checked, with signals, error text and the exit code passed through the main thread, which alone
+ * receives signals.
  */
 import { EventEmitter } from 'node:events';
 import { parentPort, workerData } from 'node:worker_threads';
-import { run } from './broker.js';
+import type { BrokerConfig } from '../broker/index.js';
+import { serve } from './broker.js';
 
 const port = parentPort;
 if (port === null) throw new Error('broker-thread.ts runs only as a worker thread');
-const data = workerData as { argv: string[]; pretty: boolean };
+const data = workerData as { config: BrokerConfig; pretty: boolean };
 
 /** A signal that arrives before the broker listens for it (during startup) is kept until it does. */
 class Signals extends EventEmitter {
@@ -28,7 +30,7 @@ const signals = new Signals();
 port.on('message', (m: { signal?: string }) => {
   if (typeof m.signal === 'string') signals.deliver(m.signal);
 });
-const code = await run(data.argv, {
+const code = await serve(data.config, {
   signals,
   stderr: (text) => port.postMessage({ stderr: text }),
   pretty: data.pretty,

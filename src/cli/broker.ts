@@ -169,11 +169,12 @@ function youngGenerationMb(): number {
   return Number.isInteger(n) && n >= 0 ? n : 6;
 }
 
-/** Runs `telemq broker <argv>` in a worker thread sized by `youngMb`; signals are forwarded to it. */
-function runInThread(argv: string[], youngMb: number): Promise<number> {
+/** Serves `config` in a worker thread sized by `youngMb` (broker-thread.ts); signals are forwarded to it. */
+function runInThread(config: BrokerConfig, youngMb: number): Promise<number> {
   const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
   const worker = new Worker(new URL(`./broker-thread${ext}`, import.meta.url), {
-    workerData: { argv, pretty: process.stdout.isTTY === true },
+    // The configuration is plain data, checked once here: the thread does not read the config file again.
+    workerData: { config, pretty: process.stdout.isTTY === true },
     resourceLimits: { maxYoungGenerationSizeMb: youngMb },
   });
   const forward = SIGNALS.map((signal) => [signal, () => worker.postMessage({ signal })] as const);
@@ -200,13 +201,12 @@ function runInThread(argv: string[], youngMb: number): Promise<number> {
   });
 }
 
-export async function run(argv: string[], host: BrokerHost = processHost): Promise<number> {
-  const stderr = (text: string): void => host.stderr(text);
+export async function run(argv: string[]): Promise<number> {
   let args;
   try {
     args = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
   } catch (err) {
-    stderr(`telemq broker: ${(err as Error).message}\n\n${usage}`);
+    process.stderr.write(`telemq broker: ${(err as Error).message}\n\n${usage}`);
     return 2;
   }
   const v = args.values;
@@ -220,7 +220,7 @@ export async function run(argv: string[], host: BrokerHost = processHost): Promi
     config = resolveConfig(mergeFlags(file, v));
   } catch (err) {
     if (err instanceof ConfigError || (err as NodeJS.ErrnoException).code === 'ENOENT') {
-      stderr(`telemq broker: ${(err as Error).message}\n`);
+      process.stderr.write(`telemq broker: ${(err as Error).message}\n`);
       return 2;
     }
     throw err;
@@ -229,8 +229,13 @@ export async function run(argv: string[], host: BrokerHost = processHost): Promi
     process.stdout.write('configuration is valid\n');
     return 0;
   }
-  const young = isMainThread ? youngGenerationMb() : 0;
-  if (young > 0) return runInThread(argv, young);
+  const young = youngGenerationMb();
+  return young > 0 ? runInThread(config, young) : serve(config, processHost);
+}
+
+/** Runs the broker on `config` until SIGTERM/SIGINT (from `host`); resolves with the exit code. */
+export function serve(config: BrokerConfig, host: BrokerHost): Promise<number> {
+  const { stderr } = host;
   const logger = createLogger(config.log.level, { pretty: host.pretty });
   if (!isMainThread) logger.info({ youngGenerationMb: resourceLimits.maxYoungGenerationSizeMb }, 'broker thread started');
   let broker;
@@ -238,7 +243,7 @@ export async function run(argv: string[], host: BrokerHost = processHost): Promi
     broker = createBroker(config, { logger });
   } catch (err) {
     stderr(`telemq broker: ${(err as Error).message}\n`);
-    return 1;
+    return Promise.resolve(1);
   }
   const running = broker;
   return new Promise<number>((resolve) => {
